@@ -1,0 +1,45 @@
+# Everything a person repeats. `make test` and `make demo` set up .venv/ themselves on a fresh machine.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: setup lint format test demo bench bench-size clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[photos,dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+lint: setup
+	$(BIN)/ruff format --check src services tests benchmarks
+	$(BIN)/ruff check src services tests benchmarks
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format src services tests benchmarks
+	$(BIN)/ruff check --fix src services tests benchmarks
+
+# pytest's exit code 5 (no tests ran) is a failure like any other non-zero code.
+test: lint
+	$(BIN)/pytest
+
+demo: setup
+	$(BIN)/avatar demo --out build/demo
+
+bench: setup
+	$(BIN)/avatar bench intake
+
+# Unzipped size of the photo-check function's dependencies against Lambda's 250 MB zip limit (downloads from PyPI).
+bench-size: setup
+	$(BIN)/python benchmarks/lambda_size.py
+
+# `sam build` runs this for the zip functions (Metadata: BuildMethod: makefile).
+build-UploadApiFunction:
+	$(PYTHON) -m pip install --quiet --no-compile . --target "$(ARTIFACTS_DIR)"
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

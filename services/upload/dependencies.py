@@ -1,0 +1,33 @@
+"""The upload service's adapters, built on first use (never at import) and reused across invocations."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import boto3
+from botocore.config import Config
+
+from avatar.aws.dynamodb import AvatarTable
+from avatar.aws.s3 import PhotoBucket
+from services.upload.settings import get_settings
+
+_RETRIES = Config(retries={"mode": "standard", "max_attempts": 4}, signature_version="s3v4")
+
+
+@cache
+def photo_table() -> AvatarTable:
+    """The DynamoDB table adapter."""
+    return AvatarTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+
+
+@cache
+def photo_bucket() -> PhotoBucket:
+    """The S3 bucket adapter."""
+    return PhotoBucket(boto3.client("s3", config=_RETRIES), get_settings().bucket_name)
+
+
+def reset() -> None:
+    """Forget cached settings and clients (tests and the local stack change the environment)."""
+    get_settings.cache_clear()
+    photo_table.cache_clear()
+    photo_bucket.cache_clear()

@@ -1,0 +1,45 @@
+"""Photo check: S3 ObjectCreated -> SQS -> this Lambda; one verdict per uploaded object version."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from avatar.aws.s3_notifications import uploaded_objects
+from avatar.upload_check import check_upload
+from avatar.keys import InvalidKey
+from avatar.photos.check import default_face_detector
+from avatar.photos.policy import CheckPolicy
+from services.upload import dependencies
+
+logger = Logger(service="photo-check")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def check_record(record: SQSRecord) -> None:
+    """Check every upload in one SQS message; raising marks just this message failed (retried, then the DLQ)."""
+    for uploaded in uploaded_objects(record.body):
+        try:
+            result = check_upload(
+                uploaded,
+                photos=dependencies.photo_table(),
+                storage=dependencies.photo_bucket(),
+                policy=CheckPolicy(max_bytes=dependencies.get_settings().max_upload_bytes),
+                detector=default_face_detector(),
+                now=datetime.now(UTC),
+            )
+        except InvalidKey:
+            logger.warning("ignoring an object outside the upload layout", extra={"key": uploaded.key})
+            continue
+        logger.info("upload handled", extra={"key": uploaded.key, "outcome": result.outcome})
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point (SQS event source with ReportBatchItemFailures)."""
+    return process_partial_response(event=event, record_handler=check_record, processor=processor, context=context)

@@ -1,0 +1,37 @@
+"""Settings of the upload service, from the environment the template sets; read on first use, not at import."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from avatar.intake import IntakeLimits
+
+
+class UploadSettings(BaseSettings):
+    """Environment of the upload API and photo-check functions."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    table_name: str
+    bucket_name: str
+    upload_url_ttl_seconds: int = 300
+    max_upload_bytes: int = 15 * 1024 * 1024
+    max_photos_per_user: int = 40
+
+    @property
+    def limits(self) -> IntakeLimits:
+        """The intake limits these settings describe."""
+        return IntakeLimits(
+            max_photos_per_user=self.max_photos_per_user,
+            max_upload_bytes=self.max_upload_bytes,
+            upload_url_ttl=timedelta(seconds=self.upload_url_ttl_seconds),
+        )
+
+
+@cache
+def get_settings() -> UploadSettings:
+    """The settings, read once per process."""
+    return UploadSettings()  # type: ignore[call-arg]  # pydantic-settings fills the fields from the environment

@@ -1,0 +1,27 @@
+"""Fixtures shared by all test levels: the real selfies and the hard cases built from them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from avatar.photos.hard_cases import HardCase, build_hard_cases
+from tests.helpers import REPO
+
+FACES = Path(os.environ.get("AVATAR_FACES_DIR", REPO.parent / "shared" / "faces"))
+
+
+@pytest.fixture(scope="session")
+def selfies() -> list[Path]:
+    """The eleven real selfies in ../shared/faces."""
+    found = sorted(FACES.glob("*.jpg"))
+    assert len(found) == 11, f"expected the eleven shared selfies in {FACES}"
+    return found
+
+
+@pytest.fixture(scope="session")
+def hard_cases(selfies: list[Path]) -> dict[str, HardCase]:
+    """Harder photos built from two of the selfies, by name."""
+    return {case.name: case for case in build_hard_cases(selfies[0], selfies[4])}

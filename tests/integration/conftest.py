@@ -1,0 +1,29 @@
+"""moto in server mode as the local AWS, with the resources built from template.yaml for each test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from avatar.local.aws import local_aws
+from avatar.local.stack import IntakeStack, start_intake_stack
+from services.upload import dependencies
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """One moto server for the session; every test gets its own resources in it."""
+    with local_aws() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def intake_stack(moto_endpoint: str) -> Iterator[IntakeStack]:
+    """Fresh resources from template.yaml and the functions' environments as the template sets them."""
+    saved = dict(os.environ)
+    yield start_intake_stack()
+    os.environ.clear()
+    os.environ.update(saved)
+    dependencies.reset()

@@ -1,0 +1,222 @@
+"""Upload API -> presigned POST -> S3 -> SQS -> photo check -> DynamoDB, on moto built from template.yaml."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from avatar import keys
+from avatar.aws.dynamodb import AvatarTable, IllegalTransition
+from avatar.model import ModelState
+from avatar.photos.hard_cases import HardCase, near_duplicate
+from avatar.local.template import load_template
+from services.upload import api, dependencies
+from tests.helpers import http_event, s3_notification
+from avatar.local.stack import IntakeStack
+
+
+def _request_uploads(stack: IntakeStack, count: int, user: str = "user-1") -> list[dict[str, Any]]:
+    status, body = stack.call_api(http_event("POST", "/v1/photos", user=user, body={"count": count}))
+    assert status == 201, body
+    return list(body["uploads"])
+
+
+def _photos(stack: IntakeStack, user: str = "user-1") -> dict[str, Any]:
+    status, body = stack.call_api(http_event("GET", "/v1/photos", user=user))
+    assert status == 200, body
+    return dict(body)
+
+
+def test_tables_and_queues_are_built_from_the_template(intake_stack: IntakeStack) -> None:
+    declared = load_template()["Resources"]["AvatarTable"]["Properties"]
+    table = intake_stack.dynamodb.describe_table(TableName=intake_stack.stack.physical["AvatarTable"])["Table"]
+    assert table["KeySchema"] == declared["KeySchema"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["GSI1"]
+    queue = intake_stack.stack.physical["PhotoCheckQueue"]
+    redrive = json.loads(intake_stack.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == intake_stack.stack.arns["PhotoCheckDeadLetterQueue"]
+
+
+def test_presigned_post_is_limited_to_one_key_images_and_15_mb(intake_stack: IntakeStack) -> None:
+    [slot] = _request_uploads(intake_stack, 1)
+    assert slot["fields"]["key"] == keys.upload_key("user-1", slot["photo_id"])
+    policy = json.loads(base64.b64decode(slot["fields"]["policy"]))
+    assert ["content-length-range", 1, 15 * 1024 * 1024] in policy["conditions"]
+    assert ["starts-with", "$Content-Type", "image/"] in policy["conditions"]
+    assert {"key": slot["fields"]["key"]} in policy["conditions"]
+
+
+def test_uploaded_photos_get_verdicts_and_accepted_ones_a_clean_normalized_copy(
+    intake_stack: IntakeStack, selfies: list[Path], hard_cases: dict[str, HardCase]
+) -> None:
+    # GIVEN three upload slots filled with a selfie, a rotated phone photo with GPS tags and a text file
+    slots = _request_uploads(intake_stack, 3)
+    assert _photos(intake_stack)["photos"][0]["status"] == "pending"
+    intake_stack.upload(slots[0], selfies[0].read_bytes())
+    intake_stack.upload(slots[1], hard_cases["phone-12mp-rotated.jpg"].data)
+    intake_stack.upload(slots[2], hard_cases["notes.jpg"].data)
+    # WHEN the S3 notifications are delivered to the photo check
+    assert intake_stack.run_photo_checks() >= 3
+    # THEN each photo has its verdict, and the accepted ones a normalized copy without EXIF
+    listed = {p["photo_id"]: p for p in _photos(intake_stack)["photos"]}
+    assert listed[slots[0]["photo_id"]]["status"] == "accepted"
+    assert listed[slots[1]["photo_id"]]["status"] == "accepted"
+    assert listed[slots[1]["photo_id"]]["face"]["w"] > 500
+    assert listed[slots[2]["photo_id"]] | {"face": None} == {
+        "photo_id": slots[2]["photo_id"],
+        "status": "refused",
+        "reasons": ["not_an_image"],
+        "messages": ["The file is empty, damaged or not an image."],
+        "face": None,
+    }
+    body = intake_stack.s3.get_object(Bucket=intake_stack.bucket, Key=keys.normalized_photo_key("user-1", slots[1]["photo_id"]))
+    normalized = Image.open(io.BytesIO(body["Body"].read()))
+    assert normalized.height > normalized.width and not normalized.getexif()
+    summary = _photos(intake_stack)
+    assert (summary["accepted"], summary["needed"]) == (2, 8)
+
+
+def test_a_duplicate_of_an_accepted_photo_is_refused_across_the_users_set(
+    intake_stack: IntakeStack, selfies: list[Path]
+) -> None:
+    first, second = _request_uploads(intake_stack, 2)
+    intake_stack.upload(first, selfies[3].read_bytes())
+    intake_stack.run_photo_checks()
+    intake_stack.upload(second, near_duplicate(selfies[3]))
+    intake_stack.run_photo_checks()
+    listed = {p["photo_id"]: p for p in _photos(intake_stack)["photos"]}
+    assert listed[second["photo_id"]]["reasons"] == ["duplicate"]
+
+
+def test_repeated_and_stale_events_record_nothing_twice(intake_stack: IntakeStack, selfies: list[Path]) -> None:
+    # GIVEN a photo uploaded and checked
+    [slot] = _request_uploads(intake_stack, 1)
+    key = keys.upload_key("user-1", slot["photo_id"])
+    intake_stack.upload(slot, selfies[1].read_bytes())
+    intake_stack.run_photo_checks()
+    table = dependencies.photo_table()
+    first = table.get_photo("user-1", slot["photo_id"])
+    assert first is not None and first.sequencer is not None
+    version = intake_stack.s3.head_object(Bucket=intake_stack.bucket, Key=key)["VersionId"]
+    size = selfies[1].stat().st_size
+    # WHEN the same notification arrives again, and an older one arrives late
+    queue = intake_stack.stack.physical["PhotoCheckQueue"]
+    for sequencer in (first.sequencer, "0000000000000000000000000000000A"):
+        body = s3_notification(key, size=size, version_id=version, sequencer=sequencer)
+        intake_stack.sqs.send_message(QueueUrl=queue, MessageBody=body)
+    intake_stack.run_photo_checks()
+    # THEN the recorded verdict is untouched
+    assert table.get_photo("user-1", slot["photo_id"]) == first
+
+
+def test_a_reupload_to_the_same_slot_replaces_the_verdict(
+    intake_stack: IntakeStack, selfies: list[Path], hard_cases: dict[str, HardCase]
+) -> None:
+    [slot] = _request_uploads(intake_stack, 1)
+    intake_stack.upload(slot, hard_cases["blurred.jpg"].data)
+    intake_stack.run_photo_checks()
+    intake_stack.upload(slot, selfies[6].read_bytes())
+    intake_stack.run_photo_checks()
+    [photo] = _photos(intake_stack)["photos"]
+    assert (photo["status"], photo["reasons"]) == ("accepted", [])
+
+
+def test_url_encoded_keys_of_unusual_user_ids_are_decoded(intake_stack: IntakeStack, selfies: list[Path]) -> None:
+    user = "dev+alice@example.com"
+    [slot] = _request_uploads(intake_stack, 1, user=user)
+    intake_stack.upload(slot, selfies[2].read_bytes())
+    intake_stack.run_photo_checks()
+    assert _photos(intake_stack, user=user)["accepted"] == 1
+
+
+def test_an_upload_nobody_requested_is_deleted_and_recorded_nowhere(
+    intake_stack: IntakeStack, selfies: list[Path]
+) -> None:
+    key = keys.upload_key("user-1", keys.new_photo_id())
+    intake_stack.s3.put_object(Bucket=intake_stack.bucket, Key=key, Body=selfies[0].read_bytes())
+    intake_stack.run_photo_checks()
+    versions = intake_stack.s3.list_object_versions(Bucket=intake_stack.bucket, Prefix=key)
+    assert not versions.get("Versions") and not versions.get("DeleteMarkers")
+    assert _photos(intake_stack)["photos"] == []
+
+
+def test_a_poison_message_ends_in_the_dead_letter_queue(intake_stack: IntakeStack) -> None:
+    queue = intake_stack.stack.physical["PhotoCheckQueue"]
+    dlq = intake_stack.stack.physical["PhotoCheckDeadLetterQueue"]
+    intake_stack.run_photo_checks()  # S3's test event
+    intake_stack.sqs.send_message(QueueUrl=queue, MessageBody='{"Records": [{"not": "s3"}]}')
+    for _ in range(8):  # maxReceiveCount is 5; each failed delivery becomes visible again at once here
+        intake_stack.photo_checks.poll_once(visibility_timeout=0)
+    moved = intake_stack.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in moved] == ['{"Records": [{"not": "s3"}]}']
+
+
+def test_delete_removes_the_record_and_every_stored_version(intake_stack: IntakeStack, selfies: list[Path]) -> None:
+    [slot] = _request_uploads(intake_stack, 1)
+    intake_stack.upload(slot, selfies[5].read_bytes())
+    intake_stack.run_photo_checks()
+    status, _ = intake_stack.call_api(http_event("DELETE", f"/v1/photos/{slot['photo_id']}"))
+    assert status == 204
+    assert _photos(intake_stack)["photos"] == []
+    for key in (keys.upload_key("user-1", slot["photo_id"]), keys.normalized_photo_key("user-1", slot["photo_id"])):
+        versions = intake_stack.s3.list_object_versions(Bucket=intake_stack.bucket, Prefix=key)
+        assert not versions.get("Versions") and not versions.get("DeleteMarkers"), key
+
+
+def test_another_users_photo_is_not_found_and_stays(intake_stack: IntakeStack) -> None:
+    [slot] = _request_uploads(intake_stack, 1, user="alice")
+    status, body = intake_stack.call_api(http_event("DELETE", f"/v1/photos/{slot['photo_id']}", user="mallory"))
+    assert (status, body["error"]["code"]) == (404, "photo_not_found")
+    assert _photos(intake_stack, user="mallory")["photos"] == []
+    assert len(_photos(intake_stack, user="alice")["photos"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "code"),
+    [
+        (http_event("POST", "/v1/photos", body={"count": 0}), 422, "invalid_request"),
+        (http_event("POST", "/v1/photos", body={"count": 21}), 422, "invalid_request"),
+        (http_event("POST", "/v1/photos", body={"user": "x"}), 422, "invalid_request"),
+        (http_event("GET", "/v1/photos", user=None), 401, "unauthorized"),
+        (http_event("GET", "/v1/photos", user="../../etc"), 401, "unauthorized"),
+        (http_event("DELETE", "/v1/photos/not-an-id"), 404, "photo_not_found"),
+        (http_event("GET", "/v1/nothing"), 404, "route_not_found"),
+    ],
+)
+def test_bad_requests_get_json_errors_with_stable_codes(
+    intake_stack: IntakeStack, event: dict[str, Any], status: int, code: str
+) -> None:
+    got_status, body = intake_stack.call_api(event)
+    assert (got_status, body["error"]["code"]) == (status, code)
+
+
+def test_a_user_cannot_hold_more_photos_than_the_limit(intake_stack: IntakeStack) -> None:
+    _request_uploads(intake_stack, 20)
+    _request_uploads(intake_stack, 20)
+    status, body = intake_stack.call_api(http_event("POST", "/v1/photos", body={"count": 1}))
+    assert (status, body["error"]["code"]) == (409, "too_many_photos")
+
+
+def test_model_state_moves_only_by_legal_conditional_transitions(intake_stack: IntakeStack) -> None:
+    _request_uploads(intake_stack, 1)
+    table: AvatarTable = dependencies.photo_table()
+    profile = table.get_profile("user-1")
+    assert profile is not None and profile.state is ModelState.COLLECTING
+    with pytest.raises(IllegalTransition):
+        table.transition_model("user-1", ModelState.READY, expected_revision=profile.revision, now=profile.updated_at)
+    queued = table.transition_model("user-1", ModelState.QUEUED, expected_revision=0, now=profile.updated_at)
+    assert (queued.state, queued.revision) == (ModelState.QUEUED, 1)
+    with pytest.raises(IllegalTransition):  # a second writer holding the old revision loses
+        table.transition_model("user-1", ModelState.QUEUED, expected_revision=0, now=profile.updated_at)
+
+
+def test_openapi_document_describes_the_routes() -> None:
+    schema = json.loads(api.app.get_openapi_json_schema(title="Avatar API", version="1"))
+    assert {"/v1/photos", "/v1/photos/{photo_id}"} <= set(schema["paths"])
+    assert set(schema["paths"]["/v1/photos"]) == {"get", "post"}

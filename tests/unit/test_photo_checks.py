@@ -1,0 +1,109 @@
+"""The photo check on real selfies and on the harder cases built from them."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import random
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from avatar.photos.check import check_photo
+from avatar.photos.hard_cases import HardCase, near_duplicate, png_bomb
+from avatar.photos.policy import CheckPolicy
+from avatar.photos.verdict import REASON_MESSAGES, Reason
+
+HARD_CASE_NAMES = [
+    "phone-12mp-rotated.jpg", "iphone.heic", "selfie.webp", "alpha.png", "gray16.png", "cmyk.jpg", "empty.jpg",
+    "notes.jpg", "truncated.jpg", "animation.gif", "bomb-40000x40000.png", "tiny.jpg", "nobody.jpg",
+    "two-people.jpg", "far-away.jpg", "blurred.jpg", "dark.jpg", "overexposed.jpg",
+]  # fmt: skip
+
+
+def test_every_shared_selfie_is_accepted_with_its_face_inside_the_photo(selfies: list[Path]) -> None:
+    for path in selfies:
+        verdict = check_photo(path.read_bytes()).verdict
+        assert verdict.accepted, (path.name, verdict.reasons)
+        assert verdict.face is not None
+        assert 0 <= verdict.face.x and verdict.face.x + verdict.face.w <= 512
+        assert 0 <= verdict.face.y and verdict.face.y + verdict.face.h <= 512
+        assert verdict.face.w >= 200  # the selfies are close-ups
+
+
+@pytest.mark.parametrize("name", HARD_CASE_NAMES)
+def test_hard_case_gets_exactly_its_expected_verdict(hard_cases: dict[str, HardCase], name: str) -> None:
+    case = hard_cases[name]
+    verdict = check_photo(case.data).verdict
+    assert verdict.reasons == case.expected, case.about
+    assert verdict.accepted == (case.expected == ())
+
+
+def test_every_reason_code_has_a_message_and_a_hard_case_or_a_dedicated_test(hard_cases: dict[str, HardCase]) -> None:
+    covered = {reason for case in hard_cases.values() for reason in case.expected}
+    dedicated = {Reason.DUPLICATE, Reason.FILE_TOO_LARGE}
+    assert covered | dedicated == set(Reason)
+    assert set(REASON_MESSAGES) == set(Reason)
+
+
+def test_rotated_phone_photo_is_judged_upright_and_normalized_without_metadata(hard_cases: dict[str, HardCase]) -> None:
+    checked = check_photo(hard_cases["phone-12mp-rotated.jpg"].data)
+    assert (checked.verdict.width, checked.verdict.height) == (3024, 4032)  # portrait once EXIF is applied
+    normalized = Image.open(io.BytesIO(checked.normalized_jpeg()))
+    assert normalized.height > normalized.width
+    assert max(normalized.size) <= CheckPolicy().working_side
+    assert not normalized.getexif()  # no orientation, no GPS, nothing
+    assert "icc_profile" not in normalized.info
+
+
+def test_refused_photo_has_no_normalized_copy(hard_cases: dict[str, HardCase]) -> None:
+    checked = check_photo(hard_cases["blurred.jpg"].data)
+    with pytest.raises(ValueError, match="accepted"):
+        checked.normalized_jpeg()
+
+
+def test_decompression_bomb_is_refused_from_its_header_without_decoding() -> None:
+    bomb = png_bomb()
+    tracemalloc.start()
+    verdict = check_photo(bomb).verdict
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert verdict.reasons == (Reason.TOO_MANY_PIXELS,)
+    assert peak < 50 * 1024 * 1024  # 1.6 G pixels decoded would need gigabytes
+
+
+def test_oversized_file_is_refused_before_anything_is_read() -> None:
+    verdict = check_photo(b"\xff\xd8\xff" + b"\0" * 100, policy=CheckPolicy(max_bytes=50)).verdict
+    assert verdict.reasons == (Reason.FILE_TOO_LARGE,)
+
+
+def test_near_duplicate_of_an_accepted_photo_is_refused_and_names_it(selfies: list[Path]) -> None:
+    original = check_photo(selfies[2].read_bytes()).verdict
+    assert original.fingerprint is not None
+    verdict = check_photo(near_duplicate(selfies[2]), accepted_fingerprints={"first": original.fingerprint}).verdict
+    assert verdict.reasons == (Reason.DUPLICATE,)
+    assert verdict.duplicate_of == "first"
+
+
+def test_distinct_selfies_of_the_same_person_are_not_duplicates(selfies: list[Path]) -> None:
+    fingerprints = {p.name: check_photo(p.read_bytes()).verdict.fingerprint for p in selfies}
+    for a, b in itertools.combinations(selfies, 2):
+        verdict = check_photo(b.read_bytes(), accepted_fingerprints={a.name: fingerprints[a.name] or ""}).verdict
+        assert verdict.accepted, (a.name, b.name)
+
+
+@pytest.mark.parametrize("source", ["selfie.webp", "iphone.heic", "alpha.png", "cmyk.jpg"])
+def test_damaged_files_always_get_a_verdict_never_an_exception(hard_cases: dict[str, HardCase], source: str) -> None:
+    data = hard_cases[source].data
+    rng = random.Random(source)
+    damaged = [data[:cut] for cut in range(0, len(data), max(1, len(data) // 25))]
+    for _ in range(25):
+        corrupt = bytearray(data)
+        for _ in range(20):
+            corrupt[rng.randrange(len(corrupt))] = rng.randrange(256)
+        damaged.append(bytes(corrupt))
+    for sample in damaged:
+        verdict = check_photo(sample).verdict
+        assert verdict.accepted or verdict.reasons
