@@ -15,27 +15,27 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 lint: setup
-	$(BIN)/ruff format --check src services tests benchmarks
-	$(BIN)/ruff check src services tests benchmarks
+	$(BIN)/ruff format --check src services tests
+	$(BIN)/ruff check src services tests
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff format src services tests benchmarks
-	$(BIN)/ruff check --fix src services tests benchmarks
+	$(BIN)/ruff format src services tests
+	$(BIN)/ruff check --fix src services tests
 
 # pytest's exit code 5 (no tests ran) is a failure like any other non-zero code.
 test: lint
 	$(BIN)/pytest
 
 demo: setup
-	$(BIN)/avatar demo --out build/demo
+	$(BIN)/avatar demo --out build/demo --faces ../shared/faces
 
 bench: setup
 	$(BIN)/avatar bench intake
 
 # Unzipped size of the photo-check function's dependencies against Lambda's 250 MB zip limit (downloads from PyPI).
 bench-size: setup
-	$(BIN)/python benchmarks/lambda_size.py
+	$(BIN)/avatar bench lambda-size
 
 # `sam build` runs this for the zip functions (Metadata: BuildMethod: makefile).
 build-UploadApiFunction:

@@ -23,5 +23,5 @@ def selfies() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def hard_cases(selfies: list[Path]) -> dict[str, HardCase]:
-    """Harder photos built from two of the selfies, by name."""
-    return {case.name: case for case in build_hard_cases(selfies[0], selfies[4])}
+    """Harder photos built from the selfies, by name."""
+    return {case.name: case for case in build_hard_cases(selfies)}

@@ -17,6 +17,7 @@ from avatar import intake
 from avatar.keys import is_valid_user_id
 from avatar.photos.verdict import REASON_MESSAGES, FaceBox
 from services.upload import dependencies
+from services.upload.settings import get_settings
 
 logger = Logger(service="upload-api")
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -76,7 +77,7 @@ def _user_id() -> str:
 @app.post("/v1/photos", status_code=201)
 def create_uploads(request: UploadRequest) -> Uploads:
     """Reserve photo ids and return a presigned POST for each."""
-    settings = dependencies.get_settings()
+    settings = get_settings()
     slots = intake.request_uploads(
         _user_id(),
         request.count,
@@ -91,8 +92,10 @@ def create_uploads(request: UploadRequest) -> Uploads:
 @app.get("/v1/photos")
 def list_photos() -> PhotoList:
     """The user's photos with their verdicts."""
-    settings = dependencies.get_settings()
-    found = intake.photo_set(_user_id(), photos=dependencies.photo_table(), limits=settings.limits, now=datetime.now(UTC))
+    settings = get_settings()
+    found = intake.photo_set(
+        _user_id(), photos=dependencies.photo_table(), limits=settings.limits, now=datetime.now(UTC)
+    )
     return PhotoList(
         photos=[
             PhotoOut(
@@ -116,10 +119,19 @@ def delete_photo(photo_id: Annotated[str, Path(max_length=64)]) -> None:
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    return Response(status_code=status, content_type="application/json", body={"error": {"code": code, "message": message, **extra}})
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body={"error": {"code": code, "message": message, **extra}},
+    )
 
 
-_STATUS = {Unauthorized: 401, intake.PhotoNotFound: 404, intake.TooManyPhotos: 409, intake.StoreUnavailable: 503}
+_STATUS = {
+    Unauthorized: 401,
+    intake.PhotoNotFound: 404,
+    intake.TooManyPhotos: 409,
+    intake.StoreUnavailable: 503,
+}
 
 
 @app.exception_handler(intake.IntakeError)

@@ -7,15 +7,17 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from avatar.aws.s3_notifications import uploaded_objects
-from avatar.upload_check import check_upload
 from avatar.keys import InvalidKey
 from avatar.photos.check import default_face_detector
 from avatar.photos.policy import CheckPolicy
+from avatar.upload_check import check_upload
 from services.upload import dependencies
+from services.upload.settings import get_settings
 
 logger = Logger(service="photo-check")
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -29,7 +31,7 @@ def check_record(record: SQSRecord) -> None:
                 uploaded,
                 photos=dependencies.photo_table(),
                 storage=dependencies.photo_bucket(),
-                policy=CheckPolicy(max_bytes=dependencies.get_settings().max_upload_bytes),
+                policy=CheckPolicy(max_bytes=get_settings().max_upload_bytes),
                 detector=default_face_detector(),
                 now=datetime.now(UTC),
             )
@@ -40,6 +42,6 @@ def check_record(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Lambda entry point (SQS event source with ReportBatchItemFailures)."""
     return process_partial_response(event=event, record_handler=check_record, processor=processor, context=context)

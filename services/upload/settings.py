@@ -34,4 +34,4 @@ class UploadSettings(BaseSettings):
 @cache
 def get_settings() -> UploadSettings:
     """The settings, read once per process."""
-    return UploadSettings()  # type: ignore[call-arg]  # pydantic-settings fills the fields from the environment
+    return UploadSettings()  # pydantic-settings fills the fields from the environment

@@ -7,7 +7,19 @@ import json
 import sys
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".gif", ".bmp", ".tif", ".tiff", ".avif"}
+IMAGE_SUFFIXES = {
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".heic",
+    ".heif",
+    ".gif",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".avif",
+}
 
 
 def _expand(paths: list[str], parser: argparse.ArgumentParser) -> list[tuple[str, Path]]:
@@ -36,7 +48,11 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             accepted[given] = verdict.fingerprint
         face = verdict.face.model_dump() if verdict.face else None
         if args.json:
-            line = {"photo": given, "accepted": verdict.accepted, "reasons": [str(r) for r in verdict.reasons]}
+            line = {
+                "photo": given,
+                "accepted": verdict.accepted,
+                "reasons": [str(r) for r in verdict.reasons],
+            }
             print(json.dumps(line | {"face": face}))
         elif verdict.accepted and verdict.face:
             box = verdict.face

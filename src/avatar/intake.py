@@ -129,7 +129,13 @@ def _live_photos(photos: list[Photo], limits: IntakeLimits, now: datetime) -> li
 
 
 def request_uploads(
-    user_id: str, count: int, *, photos: PhotoRepository, storage: PhotoStorage, limits: IntakeLimits, now: datetime
+    user_id: str,
+    count: int,
+    *,
+    photos: PhotoRepository,
+    storage: PhotoStorage,
+    limits: IntakeLimits,
+    now: datetime,
 ) -> list[UploadSlot]:
     """Reserve `count` photo ids for the user and presign one upload for each."""
     live = _live_photos(photos.list_photos(user_id), limits, now)

@@ -109,6 +109,10 @@ def check_upload(
         return CheckResult(CheckOutcome.ALREADY_RECORDED, photo=photo)
     logger.info(
         "photo checked",
-        extra={"user_id": upload.user_id, "photo_id": upload.photo_id, "reasons": [str(r) for r in verdict.reasons]},
+        extra={
+            "user_id": upload.user_id,
+            "photo_id": upload.photo_id,
+            "reasons": [str(r) for r in verdict.reasons],
+        },
     )
     return CheckResult(CheckOutcome.RECORDED, verdict=verdict, photo=recorded)

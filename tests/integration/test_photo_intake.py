@@ -13,12 +13,12 @@ from PIL import Image
 
 from avatar import keys
 from avatar.aws.dynamodb import AvatarTable, IllegalTransition
+from avatar.local.stack import IntakeStack
+from avatar.local.template import load_template
 from avatar.model import ModelState
 from avatar.photos.hard_cases import HardCase, near_duplicate
-from avatar.local.template import load_template
 from services.upload import api, dependencies
 from tests.helpers import http_event, s3_notification
-from avatar.local.stack import IntakeStack
 
 
 def _request_uploads(stack: IntakeStack, count: int, user: str = "user-1") -> list[dict[str, Any]]:
@@ -39,7 +39,9 @@ def test_tables_and_queues_are_built_from_the_template(intake_stack: IntakeStack
     assert table["KeySchema"] == declared["KeySchema"]
     assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["GSI1"]
     queue = intake_stack.stack.physical["PhotoCheckQueue"]
-    redrive = json.loads(intake_stack.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]["RedrivePolicy"])
+    redrive = json.loads(
+        intake_stack.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"]["RedrivePolicy"]
+    )
     assert redrive["deadLetterTargetArn"] == intake_stack.stack.arns["PhotoCheckDeadLetterQueue"]
 
 
@@ -75,7 +77,9 @@ def test_uploaded_photos_get_verdicts_and_accepted_ones_a_clean_normalized_copy(
         "messages": ["The file is empty, damaged or not an image."],
         "face": None,
     }
-    body = intake_stack.s3.get_object(Bucket=intake_stack.bucket, Key=keys.normalized_photo_key("user-1", slots[1]["photo_id"]))
+    body = intake_stack.s3.get_object(
+        Bucket=intake_stack.bucket, Key=keys.normalized_photo_key("user-1", slots[1]["photo_id"])
+    )
     normalized = Image.open(io.BytesIO(body["Body"].read()))
     assert normalized.height > normalized.width and not normalized.getexif()
     summary = _photos(intake_stack)
@@ -164,7 +168,10 @@ def test_delete_removes_the_record_and_every_stored_version(intake_stack: Intake
     status, _ = intake_stack.call_api(http_event("DELETE", f"/v1/photos/{slot['photo_id']}"))
     assert status == 204
     assert _photos(intake_stack)["photos"] == []
-    for key in (keys.upload_key("user-1", slot["photo_id"]), keys.normalized_photo_key("user-1", slot["photo_id"])):
+    for key in (
+        keys.upload_key("user-1", slot["photo_id"]),
+        keys.normalized_photo_key("user-1", slot["photo_id"]),
+    ):
         versions = intake_stack.s3.list_object_versions(Bucket=intake_stack.bucket, Prefix=key)
         assert not versions.get("Versions") and not versions.get("DeleteMarkers"), key
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from avatar import keys
 from avatar.aws.s3_notifications import NotAnS3Notification, uploaded_objects
 from avatar.model import MODEL_TRANSITIONS, ModelState, states_leading_to
@@ -55,6 +56,10 @@ def test_sequencers_of_different_lengths_compare_in_event_order() -> None:
 
 
 def test_model_can_only_move_forward_or_start_a_new_training() -> None:
-    assert states_leading_to(ModelState.QUEUED) == {ModelState.COLLECTING, ModelState.READY, ModelState.FAILED}
+    assert states_leading_to(ModelState.QUEUED) == {
+        ModelState.COLLECTING,
+        ModelState.READY,
+        ModelState.FAILED,
+    }
     assert states_leading_to(ModelState.READY) == {ModelState.TRAINING}
     assert ModelState.COLLECTING not in {s for targets in MODEL_TRANSITIONS.values() for s in targets}

@@ -9,6 +9,7 @@ Items (PK = USER#<user id>):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -84,10 +85,8 @@ class AvatarTable:
         """Create the user's profile in COLLECTING unless it exists."""
         profile = UserProfile(user_id=user_id, created_at=now, updated_at=now)
         item = _to_item({"PK": user_pk(user_id), "SK": PROFILE, "type": "user", **profile.model_dump(mode="json")})
-        try:
+        with contextlib.suppress(ClientError):  # the profile exists already
             self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(PK)")
-        except ClientError:
-            pass  # the profile exists already
 
     def get_profile(self, user_id: str) -> UserProfile | None:
         """The user's profile, or None."""
@@ -101,7 +100,12 @@ class AvatarTable:
         """Move the user's model to `to` if it is in a state that may lead there and nobody moved it since."""
         sources = sorted(states_leading_to(to))
         names = {"#state": "state", "#revision": "revision", "#updated": "updated_at"}
-        values: dict[str, Any] = {":to": to.value, ":rev": expected_revision, ":one": 1, ":now": now.isoformat()}
+        values: dict[str, Any] = {
+            ":to": to.value,
+            ":rev": expected_revision,
+            ":one": 1,
+            ":now": now.isoformat(),
+        }
         values |= {f":from{i}": state.value for i, state in enumerate(sources)}
         sets = ["#state = :to", "#revision = #revision + :one", "#updated = :now"]
         for i, (name, value) in enumerate(changes.items()):

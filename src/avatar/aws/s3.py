@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -56,7 +56,7 @@ class PhotoBucket:
         try:
             paginator = self._client.get_paginator("list_object_versions")
             for page in paginator.paginate(Bucket=self._bucket, Prefix=key):
-                doomed = [
+                doomed: list[Any] = [
                     {"Key": entry["Key"], "VersionId": entry["VersionId"]}
                     for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
                     if entry["Key"] == key

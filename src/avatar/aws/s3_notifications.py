@@ -38,7 +38,7 @@ class _S3Record(BaseModel):
 
 
 class _S3Notification(BaseModel):
-    Records: list[_S3Record]  # noqa: N815
+    Records: list[_S3Record]
 
 
 def _ordering(record: _S3Record) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+Handler = Callable[[dict[str, Any], Any], Any]
 
 
 @dataclass
@@ -50,7 +50,14 @@ class SqsEventSource:
     """
 
     def __init__(
-        self, sqs: SQSClient, queue_url: str, queue_arn: str, handler: Handler, *, batch_size: int, function_name: str
+        self,
+        sqs: SQSClient,
+        queue_url: str,
+        queue_arn: str,
+        handler: Handler,
+        *,
+        batch_size: int,
+        function_name: str,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -99,7 +106,7 @@ class SqsEventSource:
             handled += result.received
         return handled
 
-    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, message: Mapping[str, Any]) -> dict[str, Any]:
         body = message["Body"]
         return {
             "messageId": message["MessageId"],

@@ -6,7 +6,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
@@ -14,6 +14,11 @@ import requests
 from avatar.local.aws import REGION
 from avatar.local.event_sources import LambdaContextStub, SqsEventSource
 from avatar.local.template import LocalStack, provision
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_sqs.client import SQSClient
 
 FUNCTIONS = ("UploadApiFunction", "PhotoCheckFunction")
 
@@ -37,7 +42,8 @@ class IntakeStack:
         """Invoke the upload API handler with an HTTP API (v2) event; returns (status, JSON body or None)."""
         from services.upload import api
 
-        response = api.handler(event, LambdaContextStub("UploadApiFunction"))
+        context: Any = LambdaContextStub("UploadApiFunction")
+        response = api.handler(event, context)
         body = response.get("body")
         return int(response["statusCode"]), json.loads(body) if body else None
 
@@ -57,7 +63,9 @@ def start_intake_stack(stack_name: str | None = None) -> IntakeStack:
     """Provision from template.yaml on the local AWS and set the functions' environment as the template does."""
     from services.upload import dependencies, photo_check
 
-    s3, sqs, dynamodb = (boto3.client(name, region_name=REGION) for name in ("s3", "sqs", "dynamodb"))
+    s3: S3Client = boto3.client("s3", region_name=REGION)
+    sqs: SQSClient = boto3.client("sqs", region_name=REGION)
+    dynamodb: DynamoDBClient = boto3.client("dynamodb", region_name=REGION)
     stack = provision(
         stack_name=stack_name or f"t{uuid.uuid4().hex[:10]}", region=REGION, dynamodb=dynamodb, sqs=sqs, s3=s3
     )

@@ -164,9 +164,14 @@ def provision(
     queues = _resources_of(template, "AWS::SQS::Queue")
     # Dead-letter queues first, so the queues that redrive to them can name their ARN.
     for logical, props in sorted(queues.items(), key=lambda item: "RedrivePolicy" in item[1]):
-        attributes = {
+        attributes: dict[str, Any] = {
             key: str(props[key])
-            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+            for key in (
+                "VisibilityTimeout",
+                "MessageRetentionPeriod",
+                "DelaySeconds",
+                "ReceiveMessageWaitTimeSeconds",
+            )
             if key in props
         }
         if "RedrivePolicy" in props:
@@ -175,7 +180,7 @@ def provision(
                 f'{{"deadLetterTargetArn": "{redrive["deadLetterTargetArn"]}", '
                 f'"maxReceiveCount": "{redrive["maxReceiveCount"]}"}}'
             )
-        url = sqs.create_queue(QueueName=f"{stack_name}-{logical}", Attributes=attributes)["QueueUrl"]
+        url = sqs.create_queue(QueueName=f"{stack_name}-{logical}", Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
         stack.physical[logical] = url
         stack.arns[logical] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -199,7 +204,8 @@ def provision(
         ]
         if queue_configs:
             s3.put_bucket_notification_configuration(
-                Bucket=name, NotificationConfiguration={"QueueConfigurations": queue_configs}  # type: ignore[typeddict-item]
+                Bucket=name,
+                NotificationConfiguration={"QueueConfigurations": queue_configs},  # type: ignore[typeddict-item]
             )
     return stack
 

@@ -8,6 +8,7 @@ from functools import cache
 
 import cv2
 import numpy as np
+
 from avatar.photos import quality
 from avatar.photos.faces import FaceDetector, HaarCascadeFaceDetector
 from avatar.photos.image_io import PhotoRefused, decode_upright, encode_normalized, open_photo
@@ -64,8 +65,8 @@ def check_photo(
     faces = detector.detect(gray)
     if not faces:
         # Say why no face was found when the whole photo is badly exposed.
-        reasons = (Reason.NO_FACE, *_exposure_reasons(quality.brightness(gray), policy))
-        return CheckedPhoto(seen.model_copy(update={"reasons": reasons}))
+        why_not = (Reason.NO_FACE, *_exposure_reasons(quality.brightness(gray), policy))
+        return CheckedPhoto(seen.model_copy(update={"reasons": why_not}))
 
     face = faces[0]
     face_gray = quality.face_crop(gray, face)
@@ -76,7 +77,9 @@ def check_photo(
             "brightness": round(quality.brightness(face_gray), 1),
         }
     )
-    assert seen.face is not None and seen.sharpness is not None and seen.brightness is not None
+    assert seen.face is not None
+    assert seen.sharpness is not None
+    assert seen.brightness is not None
     reasons: list[Reason] = []
     if len(faces) > 1 and faces[1].w >= policy.second_face_ratio * face.w:
         reasons.append(Reason.MULTIPLE_FACES)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,27 +124,48 @@ def _blurred(selfie: Image.Image, sigma: float) -> Image.Image:
     return Image.fromarray(cv2.GaussianBlur(np.asarray(selfie), (0, 0), sigma), mode="RGB")
 
 
-def build_hard_cases(selfie_path: Path, other_selfie_path: Path) -> list[HardCase]:
-    """Every hard case, built from two different selfies of the same person."""
-    selfie = Image.open(selfie_path).convert("RGB")
-    other = Image.open(other_selfie_path).convert("RGB")
+def build_hard_cases(selfie_paths: Sequence[Path]) -> list[HardCase]:
+    """Every hard case, built from six different selfies of one person so the accepted ones are not duplicates."""
+    if len(selfie_paths) < 6:
+        raise ValueError("six selfies are needed")
+    selfie, other, *more = (Image.open(p).convert("RGB") for p in selfie_paths[:6])
     ok: tuple[Reason, ...] = ()
     two_people = _scene(1400, 800)
     for center, face in (((0.28, 0.5), selfie), ((0.72, 0.5), other)):
         two_people = _paste(face, two_people, side=560, center=center)
     builders: list[tuple[str, Callable[[], bytes], tuple[Reason, ...], str]] = [
-        ("phone-12mp-rotated.jpg", lambda: phone_photo(selfie), ok, "12 MP JPEG, EXIF orientation 6, GPS tags"),
+        (
+            "phone-12mp-rotated.jpg",
+            lambda: phone_photo(selfie),
+            ok,
+            "12 MP JPEG, EXIF orientation 6, GPS tags",
+        ),
         ("iphone.heic", lambda: _heic(_paste(selfie, _scene(1512, 2016), 1000, (0.5, 0.45))), ok, "HEIC"),
-        ("selfie.webp", lambda: _encode(selfie, "WEBP", quality=90), ok, "WebP"),
-        ("alpha.png", lambda: _encode(_with_alpha(selfie), "PNG"), ok, "PNG with an alpha channel"),
-        ("gray16.png", lambda: _encode(_sixteen_bit_gray(selfie), "PNG"), ok, "16-bit greyscale PNG"),
-        ("cmyk.jpg", lambda: _jpeg(selfie.convert("CMYK")), ok, "CMYK JPEG"),
+        ("selfie.webp", lambda: _encode(other, "WEBP", quality=90), ok, "WebP"),
+        ("alpha.png", lambda: _encode(_with_alpha(more[0]), "PNG"), ok, "PNG with an alpha channel"),
+        ("gray16.png", lambda: _encode(_sixteen_bit_gray(more[1]), "PNG"), ok, "16-bit greyscale PNG"),
+        ("cmyk.jpg", lambda: _jpeg(more[2].convert("CMYK")), ok, "CMYK JPEG"),
         ("empty.jpg", lambda: b"", (Reason.NOT_AN_IMAGE,), "an empty file"),
-        ("notes.jpg", lambda: b"Dear diary, today I took a selfie.\n" * 20, (Reason.NOT_AN_IMAGE,), "text named .jpg"),
+        (
+            "notes.jpg",
+            lambda: b"Dear diary, today I took a selfie.\n" * 20,
+            (Reason.NOT_AN_IMAGE,),
+            "text named .jpg",
+        ),
         ("truncated.jpg", lambda: _jpeg(selfie)[:9000], (Reason.NOT_AN_IMAGE,), "a JPEG cut short"),
         ("animation.gif", lambda: _encode(selfie, "GIF"), (Reason.UNSUPPORTED_FORMAT,), "a GIF"),
-        ("bomb-40000x40000.png", png_bomb, (Reason.TOO_MANY_PIXELS,), "a 40000x40000 PNG (decompression bomb)"),
-        ("tiny.jpg", lambda: _jpeg(selfie.resize((200, 200))), (Reason.RESOLUTION_TOO_LOW,), "200x200 pixels"),
+        (
+            "bomb-40000x40000.png",
+            png_bomb,
+            (Reason.TOO_MANY_PIXELS,),
+            "a 40000x40000 PNG (decompression bomb)",
+        ),
+        (
+            "tiny.jpg",
+            lambda: _jpeg(selfie.resize((200, 200))),
+            (Reason.RESOLUTION_TOO_LOW,),
+            "200x200 pixels",
+        ),
         ("nobody.jpg", lambda: _jpeg(_scene(1200, 900)), (Reason.NO_FACE,), "a photo of no one"),
         ("two-people.jpg", lambda: _jpeg(two_people), (Reason.MULTIPLE_FACES,), "two people side by side"),
         (

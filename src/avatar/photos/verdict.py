@@ -58,7 +58,10 @@ class FaceBox(BaseModel):
     def scaled(self, factor: float) -> FaceBox:
         """The same box in an image resized by `factor`."""
         return FaceBox(
-            x=round(self.x * factor), y=round(self.y * factor), w=round(self.w * factor), h=round(self.h * factor)
+            x=round(self.x * factor),
+            y=round(self.y * factor),
+            w=round(self.w * factor),
+            h=round(self.h * factor),
         )
 
 
