@@ -1,0 +1,64 @@
+"""The `avatar` command as a user runs it: check (text and JSON, exit codes) and the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from avatar.demo import run_demo
+from avatar.photos.hard_cases import HardCase
+
+AVATAR = [sys.executable, "-m", "avatar.cli"]
+
+
+def test_check_json_gives_one_verdict_per_photo_and_exits_0(
+    tmp_path: Path, selfies: list[Path], hard_cases: dict[str, HardCase]
+) -> None:
+    for name in ("notes.jpg", "bomb-40000x40000.png", "two-people.jpg"):
+        (tmp_path / name).write_bytes(hard_cases[name].data)
+    copy = tmp_path / "copy-of-first.jpg"
+    copy.write_bytes(selfies[0].read_bytes())
+    given = [str(selfies[0]), str(tmp_path / "notes.jpg"), str(tmp_path / "bomb-40000x40000.png"), str(copy)]
+    given.append(str(tmp_path / "two-people.jpg"))
+    result = subprocess.run([*AVATAR, "check", "--json", *given], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["photo"] for line in lines] == given
+    assert set(lines[0]) == {"photo", "accepted", "reasons", "face"}
+    assert [line["reasons"] for line in lines] == [
+        [],
+        ["not_an_image"],
+        ["too_many_pixels"],
+        ["duplicate"],
+        ["multiple_faces"],
+    ]
+    assert lines[0]["face"]["w"] > 200 and lines[1]["face"] is None
+
+
+def test_check_of_a_folder_prints_a_readable_line_per_photo(selfies: list[Path]) -> None:
+    result = subprocess.run([*AVATAR, "check", str(selfies[0].parent)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 11
+    assert all(": accepted (face " in line for line in result.stdout.splitlines())
+
+
+@pytest.mark.parametrize("args", [["check"], ["check", "/no/such/photo.jpg"], ["frobnicate"]])
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    assert subprocess.run([*AVATAR, *args], capture_output=True, check=False).returncode == 2
+
+
+@pytest.mark.slow
+def test_demo_runs_the_intake_end_to_end_and_writes_a_report(
+    tmp_path: Path, selfies: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_demo(out=tmp_path, faces=selfies[0].parent) == 0
+    printed = capsys.readouterr().out
+    assert "demo-user: 11 accepted, 0 more needed to train" in printed
+    assert "demo-hard-cases: 6 accepted, 4 more needed to train" in printed
+    report = (tmp_path / "index.html").read_text()
+    assert "refused too_many_pixels" in report and "refused duplicate" in report
+    assert len(list((tmp_path / "normalized").glob("*.jpg"))) == 17
