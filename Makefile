@@ -18,6 +18,7 @@ lint: setup
 	$(BIN)/ruff format --check src services tests
 	$(BIN)/ruff check src services tests
 	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
 
 format: setup
 	$(BIN)/ruff format src services tests
