@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from avatar.photos.hard_cases import HardCase, build_hard_cases
-from tests.helpers import REPO
+from avatar.photos.hard_cases import HardCase, build_hard_cases, shared_faces_dir
 
-FACES = Path(os.environ.get("AVATAR_FACES_DIR", REPO.parent / "shared" / "faces"))
+FACES = shared_faces_dir()
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from avatar.local.stack import http_api_event
+
 EVENTS = Path(__file__).parent / "events"
-REPO = Path(__file__).resolve().parents[1]
 
 
 @cache
@@ -24,16 +25,7 @@ def event(name: str) -> Any:
 
 def http_event(method: str, path: str, *, user: str | None = "user-1", body: Any = None) -> dict[str, Any]:
     """An API Gateway HTTP API (v2) event as the JWT authorizer passes it on (`user=None`: no claims)."""
-    request = event("http_api_v2.json")
-    request["rawPath"] = path
-    request["requestContext"]["http"].update({"method": method, "path": path})
-    if user is None:
-        request["requestContext"]["authorizer"] = {}
-    else:
-        request["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = user
-    if body is not None:
-        request["body"] = json.dumps(body)
-    return request
+    return http_api_event(method, path, user=user, body=body)
 
 
 def s3_notification(key: str, *, size: int, version_id: str | None, sequencer: str) -> str:

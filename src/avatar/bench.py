@@ -38,9 +38,9 @@ def phone_photo_check_ms(runs: int = 15) -> dict[str, float]:
     from PIL import Image
 
     from avatar.photos.check import check_photo, default_face_detector
-    from avatar.photos.hard_cases import phone_photo
+    from avatar.photos.hard_cases import phone_photo, shared_faces_dir
 
-    faces = sorted((REPO.parent / "shared" / "faces").glob("*.jpg"))
+    faces = sorted(shared_faces_dir().glob("*.jpg"))
     data = phone_photo(Image.open(faces[0]).convert("RGB"))
     _one_core()
     default_face_detector()
@@ -76,7 +76,9 @@ print(json.dumps({"reasons": [str(r) for r in verdict.reasons], "median_ms": sor
 
 def bomb_refusal() -> dict[str, Any]:
     """Time and extra peak memory to refuse a 40000x40000 PNG, in a fresh process so the peak is its own."""
-    faces = sorted((REPO.parent / "shared" / "faces").glob("*.jpg"))
+    from avatar.photos.hard_cases import shared_faces_dir
+
+    faces = sorted(shared_faces_dir().glob("*.jpg"))
     out = subprocess.run(
         [sys.executable, "-c", _BOMB_CHILD, str(faces[0])], check=True, capture_output=True, text=True
     ).stdout

@@ -66,8 +66,9 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _demo(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
     from avatar.demo import run_demo
+    from avatar.photos.hard_cases import shared_faces_dir
 
-    return run_demo(out=Path(args.out), faces=Path(args.faces))
+    return run_demo(out=Path(args.out), faces=Path(args.faces) if args.faces else shared_faces_dir())
 
 
 def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
@@ -95,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the intake end to end on a local AWS (moto) and write a report")
     demo.add_argument("--out", default="build/demo", help="report folder")
-    demo.add_argument("--faces", default=str(Path.cwd().parent / "shared" / "faces"), help="folder of selfies")
+    demo.add_argument("--faces", help="folder of selfies (default: ../shared/faces beside the repository)")
     demo.set_defaults(run=_demo)
 
     bench = commands.add_parser("bench", help="measure the figures quoted in the README")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import logging
 import shutil
 import time
@@ -29,25 +28,6 @@ class Stage:
     seconds: float
 
 
-def _event(method: str, path: str, body: Any = None, user: str = DEMO_USER) -> dict[str, Any]:
-    """An HTTP API (v2) event as API Gateway sends it after the JWT authorizer accepted the demo user."""
-    return {
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": {"content-type": "application/json"},
-        "requestContext": {
-            "authorizer": {"jwt": {"claims": {"sub": user}, "scopes": []}},
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
-            "requestId": f"demo-{time.monotonic_ns()}",
-            "stage": "$default",
-        },
-        "body": json.dumps(body) if body is not None else None,
-        "isBase64Encoded": False,
-    }
-
-
 def _inputs(faces: Path) -> dict[str, list[HardCase]]:
     selfies = sorted(faces.glob("*.jpg"))
     if len(selfies) < 6:
@@ -60,7 +40,7 @@ def _inputs(faces: Path) -> dict[str, list[HardCase]]:
 def run_demo(*, out: Path, faces: Path) -> int:
     """Upload every photo through the API and presigned POSTs, run the checks, print verdicts, write a report."""
     from avatar.local.aws import local_aws
-    from avatar.local.stack import start_intake_stack
+    from avatar.local.stack import http_api_event, start_intake_stack
 
     stages: list[Stage] = []
     started = time.perf_counter()
@@ -81,7 +61,7 @@ def run_demo(*, out: Path, faces: Path) -> int:
         (out / "inputs" / photo.name).write_bytes(photo.data)
     stage(f"built {sum(len(p) for p in users.values())} input photos")
 
-    rows: list[tuple[HardCase, dict[str, Any]]] = []
+    rows: dict[str, list[tuple[HardCase, dict[str, Any]]]] = {user: [] for user in users}
     summaries: dict[str, dict[str, Any]] = {}
     with local_aws():
         intake = start_intake_stack(stack_name="avatar-demo")
@@ -92,7 +72,7 @@ def run_demo(*, out: Path, faces: Path) -> int:
             slots: list[dict[str, Any]] = []
             for start in range(0, len(photos), 20):
                 count = min(20, len(photos) - start)
-                status, body = intake.call_api(_event("POST", "/v1/photos", {"count": count}, user))
+                status, body = intake.call_api(http_api_event("POST", "/v1/photos", user=user, body={"count": count}))
                 if status != 201:
                     raise SystemExit(f"POST /v1/photos failed: {status} {body}")
                 slots.extend(body["uploads"])
@@ -101,12 +81,12 @@ def run_demo(*, out: Path, faces: Path) -> int:
             stage(f"{user}: POST /v1/photos, {len(photos)} uploads through the presigned POSTs")
             intake.run_photo_checks()
             stage(f"{user}: S3 ObjectCreated -> SQS -> photo-check handler -> DynamoDB")
-            status, listing = intake.call_api(_event("GET", "/v1/photos", user=user))
+            status, listing = intake.call_api(http_api_event("GET", "/v1/photos", user=user))
             summaries[user] = listing
             verdicts = {p["photo_id"]: p for p in listing["photos"]}
             for photo, slot in zip(photos, slots, strict=True):
                 verdict = verdicts[slot["photo_id"]]
-                rows.append((photo, verdict))
+                rows[user].append((photo, verdict))
                 if verdict["status"] == "accepted":
                     key = keys.normalized_photo_key(user, slot["photo_id"])
                     data = intake.s3.get_object(Bucket=intake.bucket, Key=key)["Body"].read()
@@ -114,10 +94,10 @@ def run_demo(*, out: Path, faces: Path) -> int:
 
     for user, listing in summaries.items():
         print(f"\n{user}: {listing['accepted']} accepted, {listing['needed']} more needed to train")
-        for photo, verdict in (r for r in rows if r[1]["photo_id"] in {p["photo_id"] for p in listing["photos"]}):
+        for photo, verdict in rows[user]:
             shown = verdict["status"] if verdict["status"] != "refused" else "refused: " + ", ".join(verdict["reasons"])
             print(f"  {photo.name:28} {shown:36} {photo.about}")
-    report = _write_report(out, rows, summaries, stages)
+    report = _write_report(out, [row for user_rows in rows.values() for row in user_rows], summaries, stages)
     print(f"\nReport: {report}")
     return 0
 

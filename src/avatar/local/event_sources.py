@@ -96,11 +96,11 @@ class SqsEventSource:
             )
         return PollResult(len(messages), len(failed))
 
-    def drain(self, *, max_polls: int = 100, visibility_timeout: int | None = None) -> int:
+    def drain(self, *, max_polls: int = 100) -> int:
         """Poll until the queue answers empty; returns the number of messages handled."""
         handled = 0
         for _ in range(max_polls):
-            result = self.poll_once(visibility_timeout=visibility_timeout)
+            result = self.poll_once()
             if result.received == 0:
                 return handled
             handled += result.received

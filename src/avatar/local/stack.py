@@ -23,6 +23,26 @@ if TYPE_CHECKING:
 FUNCTIONS = ("UploadApiFunction", "PhotoCheckFunction")
 
 
+def http_api_event(method: str, path: str, *, user: str | None, body: Any = None) -> dict[str, Any]:
+    """An API Gateway HTTP API (v2) event as the JWT authorizer passes it on; `user=None` carries no claims."""
+    authorizer = {"jwt": {"claims": {"sub": user, "token_use": "access"}, "scopes": []}} if user is not None else {}
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "authorizer": authorizer,
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
+            "requestId": f"local-{uuid.uuid4().hex}",
+            "stage": "$default",
+        },
+        "body": json.dumps(body) if body is not None else None,
+        "isBase64Encoded": False,
+    }
+
+
 @dataclass
 class IntakeStack:
     """The provisioned resources plus the handlers wired to them, as Lambda would run them."""

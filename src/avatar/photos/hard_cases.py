@@ -6,6 +6,7 @@ Shared by the tests, the demo and the benchmarks, so each case states the verdic
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from PIL import Image
 from avatar.photos.verdict import Reason
 
 EXIF_ORIENTATION = 0x0112
+_REPO = Path(__file__).resolve().parents[3]
 EXIF_GPS_IFD = 0x8825
 
 
@@ -63,6 +65,11 @@ def _paste(selfie: Image.Image, canvas: Image.Image, side: int, center: tuple[fl
     face = selfie.resize((side, side), Image.Resampling.LANCZOS)
     scene.paste(face, (int(center[0] * scene.width - side / 2), int(center[1] * scene.height - side / 2)))
     return scene
+
+
+def shared_faces_dir() -> Path:
+    """The eleven shared selfies: `$AVATAR_FACES_DIR`, else `../shared/faces` beside the repository."""
+    return Path(os.environ.get("AVATAR_FACES_DIR", _REPO.parent / "shared" / "faces"))
 
 
 def phone_photo(selfie: Image.Image, *, size: tuple[int, int] = (4032, 3024), with_gps: bool = True) -> bytes:
