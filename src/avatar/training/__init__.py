@@ -1,0 +1,1 @@
+"""From a user's accepted photos to a LoRA adapter: preparation, DreamBooth training, packaging, the GPU job."""
