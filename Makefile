@@ -15,14 +15,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-* && touch $@
 
 lint: setup
-	$(BIN)/ruff format --check src services tests
-	$(BIN)/ruff check src services tests
+	$(BIN)/ruff format --check src services tests gpu
+	$(BIN)/ruff check src services tests gpu
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 
 format: setup
-	$(BIN)/ruff format src services tests
-	$(BIN)/ruff check --fix src services tests
+	$(BIN)/ruff format src services tests gpu
+	$(BIN)/ruff check --fix src services tests gpu
 
 # pytest's exit code 5 (no tests ran) is a failure like any other non-zero code.
 test: lint

@@ -71,9 +71,99 @@ def _demo(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
     return run_demo(out=Path(args.out), faces=Path(args.faces) if args.faces else shared_faces_dir())
 
 
+def _cache_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("AVATAR_CACHE_DIR", Path.home() / ".cache" / "avatar"))
+
+
+def _prepare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from avatar.training.prepare import PrepareOptions, prepare_photos
+
+    photos = [(given, path.read_bytes()) for given, path in _expand(args.photos, parser)]
+    options = PrepareOptions(resolution=args.resolution, backgrounds_per_photo=args.backgrounds, seed=args.seed)
+    prepared = prepare_photos(photos, options)
+    manifest = prepared.write(Path(args.out))
+    for photo in prepared.rejected:
+        print(f"{photo.source}: skipped - {photo.reason} ({photo.detail})")
+    print(f"{len(prepared.images)} training images from {prepared.photo_count} photos; manifest: {manifest}")
+    return 0 if prepared.images else 1
+
+
+def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from pydantic import ValidationError
+    from tqdm import tqdm
+
+    from avatar.training.class_images import LocalClassImageStore
+    from avatar.training.fine_tune import FineTuneFailed, fine_tune
+    from avatar.training.options import TrainingOptions
+    from avatar.training.progress import TrainingProgress
+
+    photos = [(given, path.read_bytes()) for given, path in _expand(args.photos, parser)]
+    overrides = {
+        name: value
+        for name, value in {
+            "steps": args.steps,
+            "resolution": args.resolution,
+            "rank": args.rank,
+            "seed": args.seed,
+            "token": args.token,
+            "num_class_images": args.class_images,
+            "train_text_encoder": args.train_text_encoder or None,
+        }.items()
+        if value is not None
+    }
+    try:
+        options = TrainingOptions(**overrides)
+    except ValidationError as exc:
+        parser.error(str(exc))
+    cache_dir = _cache_dir()
+    out = Path(args.out)
+    bar = tqdm(total=options.steps, unit="step", dynamic_ncols=True)
+
+    def show(progress: TrainingProgress) -> None:
+        if progress.phase != "training":
+            bar.set_description(progress.phase)
+            return
+        bar.set_description("training")
+        bar.set_postfix(loss=f"{progress.loss:.4f}", img_s=f"{progress.images_per_second:.1f}", refresh=False)
+        bar.update(progress.step - bar.n)
+
+    try:
+        result = fine_tune(
+            photos,
+            out,
+            base_model=args.base_model,
+            options=options,
+            cache_dir=cache_dir,
+            class_store=LocalClassImageStore(cache_dir / "class-images"),
+            name=args.name,
+            backgrounds_per_photo=args.backgrounds,
+            min_photos=args.min_photos,
+            progress=show,
+        )
+    except FineTuneFailed as exc:
+        bar.close()
+        print(f"training failed: {exc}", file=sys.stderr)
+        return 1
+    bar.close()
+    metrics = result.metrics
+    print(
+        f"adapter: {result.adapter_dir / 'pytorch_lora_weights.safetensors'} ({result.adapter_bytes / 1e6:.2f} MB)\n"
+        f"model:   {result.archive}\n"
+        f"{metrics.steps} steps in {metrics.seconds:.1f} s ({metrics.seconds_per_step * 1000:.0f} ms/step, "
+        f"{metrics.device}, {metrics.precision}), {result.photos_used} photos, final loss {metrics.final_loss:.4f}"
+    )
+    return 0
+
+
 def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
     from avatar import bench
 
+    if args.what == "training":
+        from avatar.training import benchmark
+
+        return benchmark.run(size=args.size, as_json=args.json, steps=args.steps, resolution=args.resolution)
     return bench.run(args.what, as_json=args.json)
 
 
@@ -99,9 +189,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--faces", help="folder of selfies (default: ../shared/faces beside the repository)")
     demo.set_defaults(run=_demo)
 
+    prepare = commands.add_parser("prepare", help="make training images (face crops) and a manifest from photos")
+    prepare.add_argument("photos", nargs="+", metavar="PHOTO", help="photo files or folders of photos")
+    prepare.add_argument("--out", required=True, help="folder for the images and manifest.json")
+    prepare.add_argument("--resolution", type=int, default=512)
+    prepare.add_argument("--backgrounds", type=int, default=0, help="extra copies per photo with generated backgrounds")
+    prepare.add_argument("--seed", type=int, default=0)
+    prepare.set_defaults(run=_prepare)
+
+    train = commands.add_parser("train", help="fine-tune a personal LoRA adapter and package the per-user model")
+    train.add_argument("photos", nargs="+", metavar="PHOTO_DIR_OR_FILES")
+    train.add_argument("--out", required=True, help="writes model.tar.gz, adapter/ and prepared/ here")
+    train.add_argument(
+        "--base-model", default="tiny", help="tiny | sd21 | a diffusers folder | s3://bucket/prefix | hub id"
+    )
+    train.add_argument("--steps", type=int)
+    train.add_argument("--resolution", type=int)
+    train.add_argument("--rank", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--token", help="identifier token (default ohwx)")
+    train.add_argument("--class-images", type=int, help="prior-preservation images (default 100, cached)")
+    train.add_argument("--train-text-encoder", action="store_true")
+    train.add_argument("--backgrounds", type=int, default=1, help="generated-background copies per photo")
+    train.add_argument("--min-photos", type=int, default=6)
+    train.add_argument("--name", default="avatar-local", help="Triton model name inside model.tar.gz")
+    train.set_defaults(run=_train)
+
     bench = commands.add_parser("bench", help="measure the figures quoted in the README")
-    bench.add_argument("what", choices=["intake", "lambda-size"])
+    bench.add_argument("what", choices=["intake", "lambda-size", "training"])
     bench.add_argument("--json", action="store_true", help="print one JSON line")
+    bench.add_argument("--size", choices=["tiny", "sd21"], default="tiny", help="training: the model to measure")
+    bench.add_argument("--steps", type=int, help="training: steps per configuration")
+    bench.add_argument("--resolution", type=int, help="training: image side (default: 512 on GPU, small on CPU)")
     bench.set_defaults(run=_bench)
 
     openapi = commands.add_parser("openapi", help="print the upload API's OpenAPI document")

@@ -60,3 +60,18 @@ def parse_upload_key(key: str) -> UploadKey:
     if not is_valid_user_id(user_id) or not is_valid_photo_id(photo_id):
         raise InvalidKey(f"malformed user or photo id in {key!r}")
     return UploadKey(user_id=user_id, photo_id=photo_id)
+
+
+MODELS = "models"
+JOBS = "jobs"
+CLASS_IMAGES = "class-images"
+
+
+def model_artifact_key(user_id: str, version: str) -> str:
+    """Where a trained per-user model lives; a version is never overwritten."""
+    return f"{MODELS}/{user_id}/{version}.tar.gz"
+
+
+def training_progress_key(user_id: str, job_id: str) -> str:
+    """Where the trainer publishes a job's progress."""
+    return f"{JOBS}/{user_id}/{job_id}/progress.json"

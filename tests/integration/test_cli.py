@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,45 @@ def test_demo_runs_the_intake_end_to_end_and_writes_a_report(
     report = (tmp_path / "index.html").read_text()
     assert "refused too_many_pixels" in report and "refused duplicate" in report
     assert len(list((tmp_path / "normalized").glob("*.jpg"))) == 17
+
+
+def test_prepare_writes_crops_and_a_manifest(tmp_path: Path, selfies: list[Path]) -> None:
+    out = tmp_path / "prepared"
+    result = subprocess.run(
+        [*AVATAR, "prepare", *map(str, selfies[:3]), "--out", str(out), "--resolution", "128", "--backgrounds", "1"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["images"]) == 6
+    assert all((out / entry["file"]).is_file() for entry in manifest["images"])
+    assert "6 training images from 3 photos" in result.stdout
+
+
+@pytest.mark.slow
+def test_train_writes_the_model_archive_and_the_adapter_with_a_progress_bar(
+    tmp_path: Path, selfies: list[Path]
+) -> None:
+    out = tmp_path / "run"
+    env = {**os.environ, "AVATAR_CACHE_DIR": str(tmp_path / "cache")}
+    command = [*AVATAR, "train", str(selfies[0].parent), "--out", str(out), "--base-model", "tiny", "--steps", "5"]
+    result = subprocess.run([*command, "--class-images", "2"], capture_output=True, text=True, check=False, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert (out / "model.tar.gz").is_file()
+    assert (out / "adapter" / "pytorch_lora_weights.safetensors").is_file()
+    metadata = json.loads((out / "adapter" / "metadata.json").read_text())
+    assert metadata["steps"] == 5 and metadata["photos"] == 11
+    assert "5/5" in result.stderr  # tqdm's bar
+    assert "5 steps in" in result.stdout
+
+
+def test_train_refuses_too_few_photos_with_exit_1(tmp_path: Path, selfies: list[Path]) -> None:
+    env = {**os.environ, "AVATAR_CACHE_DIR": str(tmp_path / "cache")}
+    command = [*AVATAR, "train", *map(str, selfies[:2]), "--out", str(tmp_path / "run"), "--steps", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+
+    assert result.returncode == 1
+    assert "too few usable photos: 2 of 2" in result.stderr

@@ -42,7 +42,7 @@ class BaseModel:
         from diffusers import StableDiffusionPipeline
 
         pipeline = StableDiffusionPipeline.from_pretrained(
-            self.folder, torch_dtype=dtype or torch.float32, safety_checker=None, requires_safety_checker=False
+            self.folder, dtype=dtype or torch.float32, safety_checker=None, requires_safety_checker=False
         )
         pipeline.set_progress_bar_config(disable=True)
         return cast("StableDiffusionPipeline", pipeline.to(device))

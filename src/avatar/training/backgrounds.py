@@ -12,7 +12,7 @@ def _colour(rng: np.random.Generator) -> np.ndarray:
     """A random, moderately saturated colour (pure black or white backgrounds teach the model nothing useful)."""
     hsv = np.array([[[rng.integers(0, 180), rng.integers(40, 200), rng.integers(70, 230)]]], dtype=np.uint8)
     rgb: np.ndarray = np.asarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB), dtype=np.float32)
-    return rgb[0, 0]
+    return np.array(rgb[0, 0], dtype=np.float32)
 
 
 def generate_background(side: int, rng: np.random.Generator) -> tuple[str, np.ndarray]:

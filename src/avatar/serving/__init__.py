@@ -1,0 +1,1 @@
+"""Generating avatars from a base model and a user's adapter."""

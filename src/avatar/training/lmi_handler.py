@@ -1,0 +1,71 @@
+"""The asynchronous training endpoint's request handler, without DJL: `gpu/training/model.py` calls it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from avatar.training.job import TrainingJobFailed, TrainingManifest, run_training_job
+from avatar.training.progress import Throttled
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingSettings(BaseSettings):
+    """The endpoint's environment (set on the SageMaker model)."""
+
+    model_config = SettingsConfigDict(env_prefix="AVATAR_", frozen=True)
+
+    bucket: str
+    base_model: str = "tiny"
+    cache_dir: Path = Path("/tmp/avatar-cache")  # noqa: S108 (the container's scratch disk)
+    work_dir: Path | None = None
+    class_images_prefix: str = "class-images"
+    progress_interval_seconds: float = 10.0
+
+
+@cache
+def get_settings() -> TrainingSettings:
+    """Read once, on first use."""
+    return TrainingSettings()  # filled from the environment
+
+
+def handle_training_request(body: bytes | None, settings: TrainingSettings | None = None) -> dict[str, Any] | None:
+    """Run one job from its JSON manifest; None for the container's empty warm-up call; raises with the reason."""
+    if not body:
+        return None
+    import boto3
+    from botocore.config import Config
+
+    from avatar.aws.training_bucket import S3ClassImageStore, S3ProgressPublisher, TrainingBucket
+    from avatar.keys import training_progress_key
+
+    settings = settings or get_settings()
+    try:
+        manifest = TrainingManifest.model_validate(json.loads(body))
+    except (ValidationError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TrainingJobFailed(f"invalid training manifest: {exc}") from exc
+    client = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 8}))
+    bucket = TrainingBucket(client, settings.bucket)
+    publisher = S3ProgressPublisher(
+        bucket,
+        training_progress_key(manifest.user_id, manifest.job_id),
+        job={"user_id": manifest.user_id, "job_id": manifest.job_id},
+    )
+    logger.info("training job %s for user %s: %d photos", manifest.job_id, manifest.user_id, len(manifest.photo_keys))
+    return run_training_job(
+        manifest,
+        bucket,
+        base_model=settings.base_model,
+        cache_dir=settings.cache_dir,
+        class_store=S3ClassImageStore(client, settings.bucket, settings.class_images_prefix),
+        work_root=settings.work_dir,
+        progress=Throttled(publisher, interval=settings.progress_interval_seconds),
+        s3_client=client,
+    )

@@ -1,0 +1,51 @@
+"""Training progress: what the trainer reports at every optimizer step, and helpers to publish it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Where a job is: its phase, and during training the step, smoothed loss, throughput and ETA."""
+
+    phase: str
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    images_per_second: float | None = None
+    eta_seconds: float | None = None
+    elapsed_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
+
+
+ProgressCallback = Callable[[TrainingProgress], None]
+
+
+def ignore_progress(_: TrainingProgress) -> None:
+    """The callback for callers that do not listen."""
+
+
+class Throttled:
+    """Passes a phase change, the last step and then at most one update every `interval` seconds (for S3/DynamoDB)."""
+
+    def __init__(self, callback: ProgressCallback, *, interval: float = 10.0) -> None:
+        self._callback = callback
+        self._interval = interval
+        self._last_sent = float("-inf")
+        self._last_phase: str | None = None
+
+    def __call__(self, progress: TrainingProgress) -> None:
+        """Forward `progress` when due."""
+        now = time.monotonic()
+        final_step = progress.total_steps and progress.step == progress.total_steps
+        if progress.phase != self._last_phase or final_step or now - self._last_sent >= self._interval:
+            self._last_sent = now
+            self._last_phase = progress.phase
+            self._callback(progress)

@@ -1,0 +1,244 @@
+"""The trainer, the adapter format and the per-user model archive, with the embedded tiny model on CPU."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pydantic import ValidationError
+
+from avatar.diffusion.base_model import BaseModel, resolve_base_model
+from avatar.serving.generation import GenerationRequest, UserModel, personalize, request_from_tensors
+from avatar.training.artifact import (
+    UnsafeArchive,
+    extract_user_model,
+    model_name,
+    package_user_model,
+    user_model_template,
+    write_metadata,
+)
+from avatar.training.class_images import LocalClassImageStore, ensure_class_images
+from avatar.training.options import TrainingOptions
+from avatar.training.prepare import PrepareOptions, prepare_photos
+from avatar.training.progress import TrainingProgress
+from avatar.training.trainer import ADAPTER_WEIGHTS, TrainingMetrics, train_lora
+
+pytestmark = pytest.mark.slow
+
+SHORT = {"steps": 25, "learning_rate": 1e-3, "num_class_images": 4, "class_image_steps": 2, "seed": 11}
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("avatar-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny(cache_dir: Path) -> BaseModel:
+    return resolve_base_model("tiny", cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="session")
+def instance_images(selfies: list[Path]) -> list[np.ndarray]:
+    prepared = prepare_photos([(p.name, p.read_bytes()) for p in selfies[:6]], PrepareOptions(resolution=64))
+    return [image.pixels for image in prepared.images]
+
+
+@pytest.fixture(scope="session")
+def trained(tiny: BaseModel, instance_images, cache_dir: Path, tmp_path_factory) -> tuple[Path, TrainingMetrics, list]:
+    out = tmp_path_factory.mktemp("adapter")
+    seen: list[TrainingProgress] = []
+    options = TrainingOptions(**SHORT)
+    metrics = train_lora(
+        tiny.load(),
+        instance_images,
+        options,
+        out,
+        base_sha256=tiny.sha256,
+        class_store=LocalClassImageStore(cache_dir / "class-images"),
+        device="cpu",
+        progress=seen.append,
+    )
+    write_metadata(out, base_model="tiny", base_model_sha256=tiny.sha256, options=options, metrics=metrics, photos=6)
+    return out, metrics, seen
+
+
+def _image(pipeline, prompt: str = "a photo of ohwx person") -> np.ndarray:
+    generator = torch.Generator().manual_seed(5)
+    return pipeline(prompt, num_inference_steps=4, generator=generator, output_type="np").images[0]
+
+
+def test_the_tiny_base_model_is_built_once_and_reused(tiny: BaseModel, cache_dir: Path):
+    again = resolve_base_model("tiny", cache_dir=cache_dir)
+
+    assert again.folder == tiny.folder
+    assert again.sha256 == tiny.sha256
+    assert (tiny.folder / "model_index.json").is_file()
+    tokenizer = tiny.load().tokenizer
+    assert tokenizer.model_max_length == 77
+    assert len(tokenizer("a photo of ohwx person").input_ids) == 7  # start, five words, end
+
+
+def test_training_reports_progress_and_writes_a_diffusers_lora_adapter(trained):
+    out, metrics, seen = trained
+
+    steps = [p for p in seen if p.phase == "training"]
+    assert [p.step for p in steps] == list(range(1, 26))
+    assert all(p.loss is not None and np.isfinite(p.loss) for p in steps)
+    assert steps[-1].eta_seconds == 0
+    assert steps[0].images_per_second and steps[0].images_per_second > 0
+    assert (out / ADAPTER_WEIGHTS).is_file()
+    assert metrics.precision == "float32" and metrics.device == "cpu"
+    assert metrics.class_images == 4
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["token"] == "ohwx"
+    assert metadata["instance_prompt"] == "a photo of ohwx person"
+    assert metadata["base_model_sha256"] and metadata["rank"] == 16 and metadata["steps"] == 25
+
+
+def test_the_adapter_loads_with_load_lora_weights_and_changes_the_image(trained, tiny: BaseModel):
+    out, _, _ = trained
+    pipeline = tiny.load()
+    before = _image(pipeline)
+    assert np.array_equal(before, _image(pipeline))  # same seed, same image: a difference below is the adapter's
+
+    pipeline.load_lora_weights(out, weight_name=ADAPTER_WEIGHTS)
+    after = _image(pipeline)
+
+    assert np.abs(after - before).mean() > 1e-3
+
+
+def test_class_images_are_generated_once_and_reused(tiny: BaseModel, tmp_path: Path):
+    store = LocalClassImageStore(tmp_path)
+    pipeline = tiny.load()
+    arguments = {"base_sha256": tiny.sha256, "prompt": "a photo of person", "resolution": 64, "count": 3, "steps": 2}
+
+    first, first_cached = ensure_class_images(pipeline, store, seed=0, **arguments)
+    second, second_cached = ensure_class_images(pipeline, store, seed=0, **arguments)
+    _, other_cached = ensure_class_images(pipeline, store, seed=0, **(arguments | {"prompt": "a photo of man"}))
+
+    assert (first_cached, second_cached, other_cached) == (False, True, False)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_text_encoder_lora_trains_saves_and_loads(tiny: BaseModel, instance_images, cache_dir: Path, tmp_path: Path):
+    options = TrainingOptions(**(SHORT | {"steps": 3, "train_text_encoder": True, "text_encoder_rank": 4}))
+    train_lora(
+        tiny.load(),
+        instance_images,
+        options,
+        tmp_path,
+        base_sha256=tiny.sha256,
+        class_store=LocalClassImageStore(cache_dir / "class-images"),
+        device="cpu",
+    )
+    from safetensors.torch import load_file
+
+    keys = load_file(tmp_path / ADAPTER_WEIGHTS).keys()
+    assert any(key.startswith("text_encoder.") for key in keys)
+    assert any(key.startswith("unet.") for key in keys)
+    pipeline = tiny.load()
+    pipeline.load_lora_weights(tmp_path, weight_name=ADAPTER_WEIGHTS)
+    assert any("lora" in name for name, _ in pipeline.text_encoder.named_parameters())
+
+
+def test_options_refuse_prompts_without_the_token_placeholder_and_out_of_range_values():
+    with pytest.raises(ValidationError, match="<<TOK>>"):
+        TrainingOptions(instance_prompt="a photo of a person")
+    with pytest.raises(ValidationError):
+        TrainingOptions(rank=0)
+    with pytest.raises(ValidationError):
+        TrainingOptions(token="Has Space")
+    assert TrainingOptions(token="zwx").personal_prompt("<<TOK>> in a hat") == "zwx in a hat"
+
+
+def test_the_archive_holds_one_model_folder_from_the_template(trained):
+    out, _, _ = trained
+    name = model_name("user-1", "job-0001")
+    archive = package_user_model(out, name=name)
+
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        names = sorted(tar.getnames())
+        assert all(member.isfile() and member.mode == 0o644 for member in tar.getmembers())
+    assert names == sorted(
+        [
+            f"{name}/config.pbtxt",
+            f"{name}/1/model.py",
+            f"{name}/1/adapter/{ADAPTER_WEIGHTS}",
+            f"{name}/1/adapter/metadata.json",
+        ]
+    )
+    assert package_user_model(out, name=name) == archive  # same inputs, same bytes
+
+
+def test_the_extracted_model_loads_the_adapter_and_generates(trained, cache_dir: Path, tmp_path: Path):
+    out, _, _ = trained
+    archive = package_user_model(out, name="avatar-u1-v1")
+    folder = extract_user_model(archive, tmp_path / "repository")
+
+    assert (folder / "config.pbtxt").read_text() == (user_model_template() / "config.pbtxt").read_text()
+    model = UserModel.load(folder / "1" / "adapter", cache_dir=cache_dir)
+    request = request_from_tensors(
+        {
+            "prompt": np.array([b"<<TOK>> as an astronaut"], dtype=object),
+            "seed": np.array([9]),
+            "steps": np.array([3]),
+            "num_images": np.array([2]),
+        }
+    )
+    images = model.generate(request)
+
+    assert [image.seed for image in images] == [9, 10]
+    for image in images:
+        assert Image.open(io.BytesIO(image.png)).size == (64, 64)
+    again = model.generate(request.model_copy(update={"num_images": 1}))
+    assert again[0].png == images[0].png  # a seed makes the same image again
+
+
+def test_generation_requests_are_validated_and_personalized():
+    with pytest.raises(ValidationError):
+        GenerationRequest(prompt="x", num_images=5)
+    with pytest.raises(ValidationError):
+        GenerationRequest(prompt="x", width=100)
+    assert personalize("<<TOK>> on a horse", "ohwx") == "ohwx on a horse"
+    assert personalize("portrait, oil painting", "ohwx") == "ohwx portrait, oil painting"
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        tarfile.TarInfo("../escape/config.pbtxt"),
+        tarfile.TarInfo("/abs/config.pbtxt"),
+        tarfile.TarInfo("model/../../x"),
+    ],
+)
+def test_unsafe_member_names_are_refused(member: tarfile.TarInfo, tmp_path: Path):
+    with pytest.raises(UnsafeArchive):
+        extract_user_model(_tar([(member, b"x")]), tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_links_and_several_top_folders_are_refused(tmp_path: Path):
+    link = tarfile.TarInfo("model/1/adapter")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc"
+    with pytest.raises(UnsafeArchive):
+        extract_user_model(_tar([(link, b"")]), tmp_path)
+    with pytest.raises(UnsafeArchive, match="one model folder"):
+        extract_user_model(_tar([(tarfile.TarInfo("a/x"), b"1"), (tarfile.TarInfo("b/y"), b"2")]), tmp_path)

@@ -1,0 +1,176 @@
+"""The LMI handler end to end against moto S3: success, too few usable photos, corrupt or missing photos."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import sys
+import types
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from PIL import Image
+
+from avatar.keys import normalized_photo_key
+from avatar.photos.check import check_photo
+from avatar.training.artifact import extract_user_model
+from avatar.training.job import TrainingJobFailed, TrainingManifest
+from avatar.training.lmi_handler import TrainingSettings, handle_training_request
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+OPTIONS = {"steps": 4, "num_class_images": 2, "class_image_steps": 2}
+
+
+@pytest.fixture(scope="module")
+def normalized(selfies: list[Path]) -> list[bytes]:
+    """The selfies as the photo check stores them (upright, metadata-free JPEGs)."""
+    return [check_photo(path.read_bytes()).normalized_jpeg() for path in selfies[:8]]
+
+
+@pytest.fixture
+def bucket(moto_endpoint: str) -> str:
+    name = f"training-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def settings(bucket: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainingSettings:
+    work = tmp_path / "work"
+    work.mkdir()
+    cache = tmp_path_factory.getbasetemp() / "job-cache"  # the tiny model is built once for the module
+    return TrainingSettings(bucket=bucket, cache_dir=cache, work_dir=work, progress_interval_seconds=0)
+
+
+def _upload(bucket: str, user: str, photos: list[bytes]) -> list[str]:
+    s3 = boto3.client("s3")
+    keys = []
+    for data in photos:
+        key = normalized_photo_key(user, uuid.uuid4().hex)
+        s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")
+        keys.append(key)
+    return keys
+
+
+def _manifest(user: str, keys: list[str], **extra) -> bytes:
+    return json.dumps(
+        {"user_id": user, "job_id": f"job-{uuid.uuid4().hex}", "photo_keys": keys, "options": OPTIONS} | extra
+    ).encode()
+
+
+def _keys(bucket: str, prefix: str) -> list[str]:
+    listing = boto3.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return [entry["Key"] for entry in listing.get("Contents", [])]
+
+
+def test_a_job_trains_uploads_a_versioned_model_and_publishes_progress(settings, bucket, normalized, tmp_path):
+    keys = _upload(bucket, "u1", normalized)
+    body = _manifest("u1", keys)
+    job_id = json.loads(body)["job_id"]
+
+    result = handle_training_request(body, settings)
+
+    assert result is not None
+    assert result["status"] == "succeeded"
+    assert result["model_key"] == f"models/u1/{job_id}.tar.gz"
+    assert result["photos_used"] == 8 and result["metrics"]["steps"] == 4
+    archive = boto3.client("s3").get_object(Bucket=bucket, Key=result["model_key"])["Body"].read()
+    folder = extract_user_model(archive, tmp_path / "model")
+    metadata = json.loads((folder / "1" / "adapter" / "metadata.json").read_text())
+    assert metadata["job_id"] == job_id and metadata["user_id"] == "u1" and metadata["base_model"] == "tiny"
+    progress = json.loads(
+        boto3.client("s3").get_object(Bucket=bucket, Key=f"jobs/u1/{job_id}/progress.json")["Body"].read()
+    )
+    assert progress["phase"] == "done" and progress["step"] == 4 and progress["job_id"] == job_id
+    assert _keys(bucket, "class-images/"), "class images are cached in the bucket for later jobs"
+    assert not any(settings.work_dir.iterdir()), "the job's work folder is removed"
+
+    with pytest.raises(TrainingJobFailed, match="never replaced"):
+        handle_training_request(body, settings)  # the same job again must not overwrite its model
+    assert not any(settings.work_dir.iterdir())
+
+
+def test_too_few_usable_photos_fail_with_a_reason_a_user_can_act_on(settings, bucket, normalized):
+    wall = io.BytesIO()
+    Image.new("RGB", (800, 800), (90, 120, 150)).save(wall, format="JPEG")
+    keys = _upload(bucket, "u2", [*normalized[:3], wall.getvalue(), wall.getvalue()])
+
+    with pytest.raises(TrainingJobFailed, match=r"too few usable photos: 3 of 5 .* 6 are needed"):
+        handle_training_request(_manifest("u2", keys), settings)
+    assert not _keys(bucket, "models/")
+    assert not any(settings.work_dir.iterdir())
+
+
+def test_a_corrupt_photo_fails_the_job_naming_the_photo(settings, bucket, normalized):
+    keys = _upload(bucket, "u3", [*normalized[:7], b"\xff\xd8\xff\xe0 truncated"])
+
+    with pytest.raises(TrainingJobFailed, match=f"photo {keys[-1]} is unreadable"):
+        handle_training_request(_manifest("u3", keys), settings)
+    assert not _keys(bucket, "models/")
+
+
+def test_a_missing_photo_fails_the_job(settings, bucket, normalized):
+    keys = [*_upload(bucket, "u4", normalized[:6]), normalized_photo_key("u4", uuid.uuid4().hex)]
+
+    with pytest.raises(TrainingJobFailed, match="missing from the bucket"):
+        handle_training_request(_manifest("u4", keys), settings)
+
+
+def test_the_warm_up_call_returns_none_and_bad_manifests_are_refused(settings):
+    assert handle_training_request(b"", settings) is None
+    assert handle_training_request(None, settings) is None
+    with pytest.raises(TrainingJobFailed, match="invalid training manifest"):
+        handle_training_request(b"not json", settings)
+    other_users_photo = normalized_photo_key("someone-else", uuid.uuid4().hex)
+    with pytest.raises(TrainingJobFailed, match="not a normalized photo of user u5"):
+        handle_training_request(_manifest("u5", [other_users_photo]), settings)
+    with pytest.raises(TrainingJobFailed, match="invalid training manifest"):
+        handle_training_request(_manifest("u5", ["photos/u5/../u6/x.jpg"]), settings)
+
+
+def test_manifest_keys_must_be_this_users_normalized_photos():
+    good = normalized_photo_key("u1", uuid.uuid4().hex)
+    assert (
+        TrainingManifest(user_id="u1", job_id="job-00000001", photo_keys=[good]).model_key
+        == "models/u1/job-00000001.tar.gz"
+    )
+    for bad in ["uploads/u1/" + uuid.uuid4().hex, "photos/u1/evil.tar", "photos/u10/" + uuid.uuid4().hex + ".jpg"]:
+        with pytest.raises(ValueError, match="not a normalized photo"):
+            TrainingManifest(user_id="u1", job_id="job-00000001", photo_keys=[bad])
+    with pytest.raises(ValueError, match="repeat"):
+        TrainingManifest(user_id="u1", job_id="job-00000001", photo_keys=[good, good])
+
+
+def test_the_djl_entry_point_is_a_thin_adapter(monkeypatch, settings, bucket, normalized):
+    """gpu/training/model.py under a minimal stand-in for djl_python (it exists only in the LMI container)."""
+
+    class Input:
+        def __init__(self, body: bytes) -> None:
+            self._body = body
+
+        def is_empty(self) -> bool:
+            return not self._body
+
+        def get_as_bytes(self) -> bytes:
+            return self._body
+
+    class Output:
+        def add_as_json(self, value):
+            self.json = value
+            return self
+
+    monkeypatch.setitem(sys.modules, "djl_python", types.SimpleNamespace(Input=Input, Output=Output))
+    spec = importlib.util.spec_from_file_location("lmi_entry", REPO / "gpu" / "training" / "model.py")
+    entry = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entry)
+    monkeypatch.setattr(entry, "handle_training_request", lambda body: handle_training_request(body, settings))
+
+    assert entry.handle(Input(b"")) is None
+    keys = _upload(bucket, "u6", normalized)
+    output = entry.handle(Input(_manifest("u6", keys)))
+    assert output.json["status"] == "succeeded"
