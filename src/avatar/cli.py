@@ -125,7 +125,9 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if progress.phase != "training":
             bar.set_description(progress.phase)
             return
-        bar.set_description("training")
+        if bar.desc != "training":
+            bar.reset(total=progress.total_steps)  # the rate and ETA count from the first step, not from loading
+            bar.set_description("training")
         bar.set_postfix(loss=f"{progress.loss:.4f}", img_s=f"{progress.images_per_second:.1f}", refresh=False)
         bar.update(progress.step - bar.n)
 

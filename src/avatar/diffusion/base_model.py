@@ -38,9 +38,14 @@ class BaseModel:
 
     def load(self, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> StableDiffusionPipeline:
         """Load the pipeline (no safety checker: the base models we ship and the SD 2.1 base have none)."""
+        import diffusers
         import torch
+        import transformers
         from diffusers import StableDiffusionPipeline
 
+        # Loading bars would interleave with the training bar and the logs; loading takes seconds.
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
         pipeline = StableDiffusionPipeline.from_pretrained(
             self.folder, dtype=dtype or torch.float32, safety_checker=None, requires_safety_checker=False
         )

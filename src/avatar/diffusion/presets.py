@@ -168,6 +168,11 @@ def ensure_preset(preset: Preset, cache_dir: Path) -> Path:
     import shutil
     import tempfile
 
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{preset}-", dir=cache_dir))
     try:
