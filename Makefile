@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[photos,gpu,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps nvidia-pytriton==0.7.0
 	rm -f $(VENV)/.installed-* && touch $@
 
 lint: setup

@@ -242,3 +242,32 @@ def test_links_and_several_top_folders_are_refused(tmp_path: Path):
         extract_user_model(_tar([(link, b"")]), tmp_path)
     with pytest.raises(UnsafeArchive, match="one model folder"):
         extract_user_model(_tar([(tarfile.TarInfo("a/x"), b"1"), (tarfile.TarInfo("b/y"), b"2")]), tmp_path)
+
+
+def test_the_packaged_model_loads_in_a_real_triton_server(trained, cache_dir: Path, tmp_path: Path):
+    """The archive's model.py and config.pbtxt load the adapter inside Triton's Python backend (CPU)."""
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    from avatar.local.triton import triton_server
+
+    out, _, _ = trained
+    repository = tmp_path / "repository"
+    good = extract_user_model(package_user_model(out, name="avatar-u1-v1"), repository)
+    broken = extract_user_model(package_user_model(out, name="avatar-u1-v2"), repository)
+    (broken / "1" / "adapter" / ADAPTER_WEIGHTS).write_bytes(b"not safetensors")
+    repo_root = Path(__file__).resolve().parents[2]
+    env = {"PYTHONPATH": f"{repo_root / 'src'}:{repo_root}", "AVATAR_CACHE_DIR": str(cache_dir)}
+
+    with triton_server(repository, cache_dir=cache_dir, env=env) as server:
+        client = httpclient.InferenceServerClient(server.http_url)
+        client.load_model(good.name)
+        with pytest.raises(InferenceServerException):
+            client.load_model(broken.name)
+
+        assert client.is_model_ready(good.name)
+        assert not client.is_model_ready(broken.name)
+        metadata = client.get_model_metadata(good.name)
+        assert [tensor["name"] for tensor in metadata["outputs"]] == ["images", "seeds"]
+        assert "prompt" in [tensor["name"] for tensor in metadata["inputs"]]
+        client.close()
