@@ -234,14 +234,17 @@ def train_lora(
             )
         )
         trained.append(text_encoder)
-    cast_training_params(trained, dtype=torch.float32)  # LoRA weights train in fp32 under bf16/fp16 autocast
+    cast_training_params(trained, dtype=torch.float32)  # LoRA weights train in fp32; the frozen base is bf16/fp16
     if options.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
         if options.train_text_encoder:
             text_encoder.gradient_checkpointing_enable()
     params = [p for module in trained for p in module.parameters() if p.requires_grad]
     optimizer, optimizer_name = _optimizer(params, options, device)
-    autocast = torch.autocast(device_type="cuda", dtype=dtype) if dtype != torch.float32 else None
+    # bf16 runs without autocast: the frozen weights are already bf16 and peft casts into and out of the fp32 LoRA
+    # layers itself, which saves autocast's per-op casts (the step is CPU-bound at batch 1+1). fp16 keeps autocast
+    # and a GradScaler, as the reference design trains.
+    autocast = torch.autocast(device_type="cuda", dtype=dtype) if dtype == torch.float16 else None
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
     instance_latents = _LatentSource(
@@ -324,10 +327,11 @@ def train_lora(
             else:
                 loss = F.mse_loss(prediction, target)
             loss = loss / options.gradient_accumulation
-            if not math.isfinite(loss.item()):
-                raise TrainingFailed(f"loss became {loss.item()} at step {step}: lower the learning rate")
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrainingFailed(f"loss became {loss_value} at step {step}: lower the learning rate")
             (scaler.scale(loss) if scaler else loss).backward()  # type: ignore[no-untyped-call]
-            step_loss += loss.item()
+            step_loss += loss_value
         if scaler:
             scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(params, options.max_grad_norm)
