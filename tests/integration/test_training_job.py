@@ -174,3 +174,38 @@ def test_the_djl_entry_point_is_a_thin_adapter(monkeypatch, settings, bucket, no
     keys = _upload(bucket, "u6", normalized)
     output = entry.handle(Input(_manifest("u6", keys)))
     assert output.json["status"] == "succeeded"
+
+
+def test_progress_is_logged_as_structured_lines(settings, bucket, normalized, caplog):
+    keys = _upload(bucket, "u7", normalized)
+    with caplog.at_level("INFO", logger="avatar.training.lmi_handler"):
+        handle_training_request(_manifest("u7", keys), settings)
+
+    lines = [
+        json.loads(r.getMessage().removeprefix("training progress "))
+        for r in caplog.records
+        if r.getMessage().startswith("training progress ")
+    ]
+    assert [line["phase"] for line in lines][:2] == ["preparing", "class_images"]
+    training = [line for line in lines if line["phase"] == "training"]
+    assert training[-1]["step"] == 4 and training[-1]["total_steps"] == 4 and "eta_seconds" in training[-1]
+    assert lines[-1]["phase"] == "done"
+
+
+def test_a_base_model_under_an_s3_prefix_is_mirrored_once(bucket, tmp_path: Path, tmp_path_factory):
+    from avatar.diffusion.base_model import BaseModelUnavailable, resolve_base_model
+
+    tiny = resolve_base_model("tiny", cache_dir=tmp_path_factory.getbasetemp() / "job-cache")
+    s3 = boto3.client("s3")
+    for path in tiny.folder.rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), bucket, f"base/sd/{path.relative_to(tiny.folder).as_posix()}")
+
+    mirrored = resolve_base_model(f"s3://{bucket}/base/sd", cache_dir=tmp_path, s3_client=s3)
+    s3.delete_object(Bucket=bucket, Key="base/sd/model_index.json")
+    again = resolve_base_model(f"s3://{bucket}/base/sd/", cache_dir=tmp_path, s3_client=s3)
+
+    assert mirrored.sha256 == tiny.sha256
+    assert again.folder == mirrored.folder  # served from the cache, S3 not read again
+    with pytest.raises(BaseModelUnavailable, match=r"no model_index\.json"):
+        resolve_base_model(f"s3://{bucket}/base/none", cache_dir=tmp_path, s3_client=s3)

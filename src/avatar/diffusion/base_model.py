@@ -79,7 +79,7 @@ def _download_s3_prefix(uri: str, cache_dir: Path, client: S3Client) -> Path:
 
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     prefix = prefix.rstrip("/") + "/" if prefix else ""
-    folder = cache_dir / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    folder = cache_dir / hashlib.sha256(f"{bucket}/{prefix}".encode()).hexdigest()[:16]  # one copy per prefix
     if (folder / ".complete").exists():
         return folder
     cache_dir.mkdir(parents=True, exist_ok=True)

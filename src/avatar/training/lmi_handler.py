@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from avatar.training.job import TrainingJobFailed, TrainingManifest, run_training_job
-from avatar.training.progress import Throttled
+from avatar.training.progress import Throttled, fan_out, log_progress
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ def handle_training_request(body: bytes | None, settings: TrainingSettings | Non
         cache_dir=settings.cache_dir,
         class_store=S3ClassImageStore(client, settings.bucket, settings.class_images_prefix),
         work_root=settings.work_dir,
-        progress=Throttled(publisher, interval=settings.progress_interval_seconds),
+        progress=fan_out(
+            Throttled(publisher, interval=settings.progress_interval_seconds),
+            Throttled(log_progress(logger), interval=settings.progress_interval_seconds),
+        ),
         s3_client=client,
     )

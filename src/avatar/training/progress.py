@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -49,3 +51,22 @@ class Throttled:
             self._last_sent = now
             self._last_phase = progress.phase
             self._callback(progress)
+
+
+def log_progress(logger: logging.Logger) -> ProgressCallback:
+    """A callback writing one structured line per update: `training progress {"phase": ..., "step": ...}`."""
+
+    def log(progress: TrainingProgress) -> None:
+        logger.info("training progress %s", json.dumps(progress.as_dict()), extra={"progress": progress.as_dict()})
+
+    return log
+
+
+def fan_out(*callbacks: ProgressCallback) -> ProgressCallback:
+    """One callback calling several."""
+
+    def call_all(progress: TrainingProgress) -> None:
+        for callback in callbacks:
+            callback(progress)
+
+    return call_all
