@@ -209,3 +209,19 @@ def test_a_base_model_under_an_s3_prefix_is_mirrored_once(bucket, tmp_path: Path
     assert again.folder == mirrored.folder  # served from the cache, S3 not read again
     with pytest.raises(BaseModelUnavailable, match=r"no model_index\.json"):
         resolve_base_model(f"s3://{bucket}/base/none", cache_dir=tmp_path, s3_client=s3)
+
+
+def test_running_out_of_gpu_memory_fails_with_what_to_change(settings, bucket, normalized, monkeypatch):
+    import torch
+
+    import avatar.training.fine_tune as fine_tune_module
+
+    def out_of_memory(*_, **__):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(fine_tune_module, "train_lora", out_of_memory)  # fault injection: no GPU here to exhaust
+    keys = _upload(bucket, "u8", normalized)
+
+    with pytest.raises(TrainingJobFailed, match=r"out of GPU memory at 64 px, batch 1: lower the batch size"):
+        handle_training_request(_manifest("u8", keys), settings)
+    assert not any(settings.work_dir.iterdir())
