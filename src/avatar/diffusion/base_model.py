@@ -6,12 +6,11 @@ Every source ends as a local diffusers folder loaded by `StableDiffusionPipeline
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from avatar.cache import build_once
 from avatar.diffusion.presets import PRESETS, ensure_preset
 
 if TYPE_CHECKING:
@@ -79,12 +78,8 @@ def _download_s3_prefix(uri: str, cache_dir: Path, client: S3Client) -> Path:
 
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     prefix = prefix.rstrip("/") + "/" if prefix else ""
-    folder = cache_dir / hashlib.sha256(f"{bucket}/{prefix}".encode()).hexdigest()[:16]  # one copy per prefix
-    if (folder / ".complete").exists():
-        return folder
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".s3-", dir=cache_dir))
-    try:
+
+    def download(staging: Path) -> None:
         paginator = client.get_paginator("list_objects_v2")
         count = 0
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
@@ -101,16 +96,12 @@ def _download_s3_prefix(uri: str, cache_dir: Path, client: S3Client) -> Path:
         if not (staging / "model_index.json").is_file():
             raise BaseModelUnavailable(f"{uri} holds no diffusers model ({count} objects, no model_index.json)")
         (staging / ".complete").touch()
-        try:
-            staging.rename(folder)
-        except OSError:
-            if not (folder / ".complete").exists():
-                raise
+
+    folder = cache_dir / hashlib.sha256(f"{bucket}/{prefix}".encode()).hexdigest()[:16]  # one copy per prefix
+    try:
+        return build_once(folder, marker=".complete", build=download)
     except (ClientError, BotoCoreError) as exc:
         raise BaseModelUnavailable(f"could not download {uri}: {exc}") from exc
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def _download_hub(repo_id: str, cache_dir: Path) -> Path:

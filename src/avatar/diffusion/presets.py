@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from avatar.cache import build_once
+
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
 
@@ -162,26 +164,13 @@ def build_pipeline(preset: Preset, *, seed: int = 0) -> StableDiffusionPipeline:
 
 def ensure_preset(preset: Preset, cache_dir: Path) -> Path:
     """Build the preset once and keep it on disk (`save_pretrained`); later calls return the folder at once."""
-    folder = cache_dir / f"{preset}-v1"
-    if (folder / "model_index.json").exists():
-        return folder
-    import shutil
-    import tempfile
 
-    import diffusers
-    import transformers
+    def build(staging: Path) -> None:
+        import diffusers
+        import transformers
 
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.disable_progress_bar()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{preset}-", dir=cache_dir))
-    try:
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
         build_pipeline(preset).save_pretrained(staging, safe_serialization=True)
-        try:
-            staging.rename(folder)  # atomic: a concurrent builder that lost the race just drops its copy
-        except OSError:
-            if not (folder / "model_index.json").exists():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+
+    return build_once(cache_dir / f"{preset}-v1", marker="model_index.json", build=build)

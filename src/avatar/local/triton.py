@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from avatar.cache import build_once
 from avatar.local.aws import free_port
 
 
@@ -48,24 +49,13 @@ def _server_home(cache_dir: Path) -> Path:
     """The server folder with this interpreter's Python-backend stub in place (made once)."""
     source = _pytriton_dir() / "tritonserver"
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    home = cache_dir / f"tritonserver-{version}"
-    if (home / "backends" / "python" / "triton_python_backend_stub").exists():
-        return home
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".triton-", dir=cache_dir))
-    shutil.copytree(source, staging / "server")
-    shutil.copy2(
-        source / "python_backend_stubs" / version / "triton_python_backend_stub",
-        staging / "server" / "backends" / "python" / "triton_python_backend_stub",
-    )
-    try:
-        (staging / "server").rename(home)
-    except OSError:
-        if not home.exists():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return home
+    stub = Path("backends") / "python" / "triton_python_backend_stub"
+
+    def copy_server(staging: Path) -> None:
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        shutil.copy2(source / "python_backend_stubs" / version / "triton_python_backend_stub", staging / stub)
+
+    return build_once(cache_dir / f"tritonserver-{version}", marker=str(stub), build=copy_server)
 
 
 @contextmanager
