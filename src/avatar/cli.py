@@ -98,6 +98,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from avatar.training.fine_tune import FineTuneFailed, fine_tune
     from avatar.training.options import TrainingOptions
     from avatar.training.progress import TrainingProgress
+    from avatar.training.trainer import ADAPTER_WEIGHTS
 
     photos = [(given, path.read_bytes()) for given, path in _expand(args.photos, parser)]
     overrides = {
@@ -151,7 +152,7 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     bar.close()
     metrics = result.metrics
     print(
-        f"adapter: {result.adapter_dir / 'pytorch_lora_weights.safetensors'} ({result.adapter_bytes / 1e6:.2f} MB)\n"
+        f"adapter: {result.adapter_dir / ADAPTER_WEIGHTS} ({result.adapter_bytes / 1e6:.2f} MB)\n"
         f"model:   {result.archive}\n"
         f"{metrics.steps} steps in {metrics.seconds:.1f} s ({metrics.seconds_per_step * 1000:.0f} ms/step, "
         f"{metrics.device}, {metrics.precision}), {result.photos_used} photos, final loss {metrics.final_loss:.4f}"

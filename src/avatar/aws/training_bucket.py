@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from avatar.training.class_images import INDEX_NAME
+from avatar.training.class_images import INDEX_NAME, class_image_names
 from avatar.training.job import StorageError
 from avatar.training.progress import TrainingProgress
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
+
+logger = logging.getLogger(__name__)
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _EXISTS = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
@@ -70,9 +73,7 @@ class S3ProgressPublisher:
         try:
             self._bucket.write(self._key, body, "application/json")
         except StorageError:
-            import logging
-
-            logging.getLogger(__name__).warning("could not publish progress to %s", self._key, exc_info=True)
+            logger.warning("could not publish progress to %s", self._key, exc_info=True)
 
 
 class S3ClassImageStore:
@@ -92,7 +93,7 @@ class S3ClassImageStore:
 
     def save(self, key: str, pngs: Sequence[bytes], index: dict[str, Any]) -> None:
         """Upload the PNGs, then the index that marks the set complete."""
-        names = [f"{number:04d}.png" for number in range(len(pngs))]
+        names = class_image_names(len(pngs))
         for name, png in zip(names, pngs, strict=True):
             self._bucket.write(f"{self._prefix}/{key}/{name}", png, "image/png")
         body = json.dumps(index | {"files": names}).encode()

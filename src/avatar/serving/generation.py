@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from avatar.diffusion.base_model import resolve_base_model
 from avatar.training.artifact import METADATA_NAME
 from avatar.training.options import TOKEN_PLACEHOLDER
-from avatar.training.trainer import ADAPTER_WEIGHTS
+from avatar.training.trainer import ADAPTER_WEIGHTS, default_device
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class UserModel:
                 metadata["base_model_sha256"][:12],
                 base.sha256[:12],
             )
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = default_device()
         pipeline = base.load(dtype=torch.float16 if device == "cuda" else torch.float32, device=device)
         pipeline.load_lora_weights(adapter_dir, weight_name=ADAPTER_WEIGHTS, adapter_name="user")
         return cls(pipeline, metadata)

@@ -45,12 +45,17 @@ class LocalClassImageStore:
         """Write the PNGs, then the index."""
         folder = self._folder / key
         folder.mkdir(parents=True, exist_ok=True)
-        names = [f"{number:04d}.png" for number in range(len(pngs))]
+        names = class_image_names(len(pngs))
         for name, png in zip(names, pngs, strict=True):
             (folder / name).write_bytes(png)
         partial = folder / f".{INDEX_NAME}.partial"
         partial.write_text(json.dumps(index | {"files": names}, indent=2))
         partial.replace(folder / INDEX_NAME)
+
+
+def class_image_names(count: int) -> list[str]:
+    """The file names of a set of `count` class images (the same in every store)."""
+    return [f"{number:04d}.png" for number in range(count)]
 
 
 def class_image_key(*, base_sha256: str, prompt: str, resolution: int, count: int, steps: int, seed: int) -> str:

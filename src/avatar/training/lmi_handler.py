@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from avatar.keys import CLASS_IMAGES
 from avatar.training.job import TrainingJobFailed, TrainingManifest, run_training_job
 from avatar.training.progress import Throttled, fan_out, log_progress
 
@@ -26,7 +27,7 @@ class TrainingSettings(BaseSettings):
     base_model: str = "tiny"
     cache_dir: Path = Path("/tmp/avatar-cache")  # noqa: S108 (the container's scratch disk)
     work_dir: Path | None = None
-    class_images_prefix: str = "class-images"
+    class_images_prefix: str = CLASS_IMAGES
     progress_interval_seconds: float = 10.0
 
 

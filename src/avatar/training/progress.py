@@ -24,7 +24,12 @@ class TrainingProgress:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
+        return rounded_fields(self)
+
+
+def rounded_fields(figures: Any) -> dict[str, Any]:
+    """A dataclass's fields as a JSON-ready dict, floats rounded to 4 places."""
+    return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(figures).items()}
 
 
 ProgressCallback = Callable[[TrainingProgress], None]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import resource
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ import numpy as np
 from avatar.diffusion.base_model import pipeline_resolution
 from avatar.training.class_images import ClassImageStore, ensure_class_images
 from avatar.training.options import TrainingOptions
-from avatar.training.progress import ProgressCallback, TrainingProgress, ignore_progress
+from avatar.training.progress import ProgressCallback, TrainingProgress, ignore_progress, rounded_fields
 
 if TYPE_CHECKING:
     import torch
@@ -51,7 +52,7 @@ class TrainingMetrics:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
+        return rounded_fields(self)
 
 
 def default_device() -> str:
@@ -244,7 +245,9 @@ def train_lora(
     # bf16 runs without autocast: the frozen weights are already bf16 and peft casts into and out of the fp32 LoRA
     # layers itself, which saves autocast's per-op casts (the step is CPU-bound at batch 1+1). fp16 keeps autocast
     # and a GradScaler, as the reference design trains.
-    autocast = torch.autocast(device_type="cuda", dtype=dtype) if dtype == torch.float16 else None
+    autocast: contextlib.AbstractContextManager[Any] = (
+        torch.autocast(device_type="cuda", dtype=dtype) if dtype == torch.float16 else contextlib.nullcontext()
+    )
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
 
     instance_latents = _LatentSource(
@@ -315,7 +318,7 @@ def train_lora(
             ).to(device)
             noisy = noise_scheduler.add_noise(latents, noise, timesteps)
             target = noise if prediction_type == "epsilon" else noise_scheduler.get_velocity(latents, noise, timesteps)
-            with autocast if autocast is not None else _nullcontext():
+            with autocast:
                 prediction = unet(noisy.to(dtype), timesteps, torch.cat(encoder_states).to(dtype)).sample
             prediction = prediction.float()
             if class_latents is not None:
@@ -388,11 +391,3 @@ def train_lora(
         class_images_cached=class_cached,
         trainable_parameters=sum(p.numel() for p in params),
     )
-
-
-class _nullcontext:  # noqa: N801 (a context manager, named like contextlib's)
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_: object) -> None:
-        return None
