@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[photos,gpu,dev]'
 	$(BIN)/python -m pip install --quiet --no-deps nvidia-pytriton==0.7.0
+	# NumPy 1 for Triton's Python-backend stub only (it is built against NumPy 1's ABI): see avatar.local.triton.
+	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/triton-stub-site numpy==1.26.4
 	rm -f $(VENV)/.installed-* && touch $@
 
 lint: setup

@@ -1,7 +1,13 @@
 """A real Triton Inference Server on loopback, from the binary inside the `nvidia-pytriton` wheel (CPU is enough).
 
 Recipe (see FIELD-NOTES): copy the server folder once, put the Python-backend stub for this interpreter beside the
-backend, and start it with this interpreter's libpython first on LD_LIBRARY_PATH and the venv's bin first on PATH.
+backend, and start it with this interpreter's libpython first on LD_LIBRARY_PATH and a Python environment first on
+PATH.
+
+That environment is not the project's venv itself: the stub in nvidia-pytriton 0.7.0 (Triton 2.51) is built against
+NumPy 1's C ABI and hands BYTES tensors over as garbage under NumPy 2 (tested: every byte of the buffer reads as the
+length's low byte, so the stub dies in `deserialize_bytes_tensor`). `stub_environment` makes a venv that sees
+NumPy 1.26 (installed by `make setup` into `<venv>/triton-stub-site`) first and the project's venv after it.
 """
 
 from __future__ import annotations
@@ -58,6 +64,29 @@ def _server_home(cache_dir: Path) -> Path:
     return build_once(cache_dir / f"tritonserver-{version}", marker=str(stub), build=copy_server)
 
 
+STUB_SITE = "triton-stub-site"
+
+
+def stub_environment(cache_dir: Path) -> Path:
+    """A venv for the Python-backend stub: NumPy 1 from `<sys.prefix>/triton-stub-site`, then this venv's packages."""
+    numpy1 = Path(sys.prefix) / STUB_SITE
+    if not (numpy1 / "numpy").is_dir():
+        raise TritonUnavailable(f"{numpy1} has no NumPy 1 for the Triton stub (make setup installs it)")
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    site = Path("lib") / f"python{version}" / "site-packages"
+
+    def make_venv(staging: Path) -> None:
+        import venv
+
+        venv.EnvBuilder(with_pip=False, symlinks=True).create(staging)
+        # .pth files run in name order: NumPy 1 first, then the project's site-packages with their own .pth files.
+        (staging / site / "00_numpy1.pth").write_text(f"{numpy1}\n")
+        project_site = sysconfig.get_paths()["purelib"]
+        (staging / site / "10_project.pth").write_text(f"import site; site.addsitedir({project_site!r})\n")
+
+    return build_once(cache_dir / f"triton-stub-env-{version}", marker=str(site / "10_project.pth"), build=make_venv)
+
+
 @contextmanager
 def triton_server(
     repository: Path, *, cache_dir: Path, env: dict[str, str] | None = None, startup_timeout: float = 60.0
@@ -72,7 +101,7 @@ def triton_server(
     environment["LD_LIBRARY_PATH"] = os.pathsep.join(
         [str(sysconfig.get_config_var("LIBDIR")), str(libs), environment.get("LD_LIBRARY_PATH", "")]
     )
-    environment["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), environment.get("PATH", "")])
+    environment["PATH"] = os.pathsep.join([str(stub_environment(cache_dir) / "bin"), environment.get("PATH", "")])
     command = [
         str(home / "bin" / "tritonserver"),
         f"--model-repository={repository}",

@@ -6,7 +6,7 @@ import io
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,10 @@ from avatar.training.options import TOKEN_PLACEHOLDER
 from avatar.training.trainer import ADAPTER_WEIGHTS, default_device
 
 logger = logging.getLogger(__name__)
+
+
+# The Triton input tensors of a generate call, in the order of the models' config.pbtxt.
+INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
 
 
 class GenerationRequest(BaseModel):
@@ -68,61 +72,77 @@ def personalize(prompt: str, token: str) -> str:
     return f"{token} {prompt}"
 
 
-def generate(pipeline: Any, request: GenerationRequest) -> list[GeneratedImage]:
-    """Generate `request.num_images` images; image i uses seed `seed + i`, so each can be made again alone."""
+def first_seed(request: GenerationRequest) -> int:
+    """The request's seed, or a fresh random one (leaving room for `num_images` consecutive seeds)."""
+    return request.seed if request.seed is not None else secrets.randbelow(2**32 - 4)
+
+
+def generate_rows(pipeline: Any, requests: Sequence[GenerationRequest]) -> list[list[GeneratedImage]]:
+    """Run requests that share steps, guidance and size as one pipeline call; image i of a request uses seed
+    `seed + i`, so each image can be made again alone."""
     import torch
 
-    first_seed = request.seed if request.seed is not None else secrets.randbelow(2**32 - 4)
-    seeds = [first_seed + offset for offset in range(request.num_images)]
-    generators = [torch.Generator(device="cpu").manual_seed(seed) for seed in seeds]
+    settings = {(r.steps, r.guidance_scale, r.width, r.height) for r in requests}
+    if len(settings) != 1:
+        raise ValueError("one pipeline call needs the same steps, guidance scale and size for every request")
+    seeds = [[start + offset for offset in range(r.num_images)] for r, start in ((r, first_seed(r)) for r in requests)]
+    prompts = [r.prompt for r in requests for _ in range(r.num_images)]
+    negatives = [r.negative_prompt for r in requests for _ in range(r.num_images)]
+    generators = [torch.Generator(device="cpu").manual_seed(seed) for row in seeds for seed in row]
+    first = requests[0]
     with torch.inference_mode():
         output = pipeline(
-            [request.prompt] * request.num_images,
-            negative_prompt=[request.negative_prompt] * request.num_images if request.negative_prompt else None,
-            num_inference_steps=request.steps,
-            guidance_scale=request.guidance_scale,
-            width=request.width,
-            height=request.height,
+            prompts,
+            negative_prompt=negatives if any(negatives) else None,
+            num_inference_steps=first.steps,
+            guidance_scale=first.guidance_scale,
+            width=first.width,
+            height=first.height,
             generator=generators,
         )
-    images = []
-    for image, seed in zip(output.images, seeds, strict=True):
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG")
-        images.append(GeneratedImage(png=buffer.getvalue(), seed=seed))
-    return images
+    images = iter(output.images)
+    answers = []
+    for row in seeds:
+        answer = []
+        for seed in row:
+            buffer = io.BytesIO()
+            next(images).save(buffer, format="PNG")
+            answer.append(GeneratedImage(png=buffer.getvalue(), seed=seed))
+        answers.append(answer)
+    return answers
+
+
+def generate(pipeline: Any, request: GenerationRequest) -> list[GeneratedImage]:
+    """Generate `request.num_images` images of one request."""
+    return generate_rows(pipeline, [request])[0]
 
 
 class UserModel:
-    """A base pipeline with one user's adapter loaded (the fallback the serving issue replaces with a shared base)."""
+    """A private base pipeline with one user's adapter: the per-user model's fallback when the shared base is absent,
+    and the reference design `avatar bench serving` compares against."""
 
-    def __init__(self, pipeline: Any, metadata: dict[str, Any]) -> None:
+    def __init__(self, pipeline: Any, token: str) -> None:
         self.pipeline = pipeline
-        self.metadata = metadata
-
-    @property
-    def token(self) -> str:
-        """The user's identifier token."""
-        return str(self.metadata["token"])
+        self.token = token
 
     @classmethod
     def load(cls, adapter_dir: Path, *, cache_dir: Path, base_model: str | None = None) -> UserModel:
-        """Load the base named in the adapter's metadata (or `base_model`) and the adapter on top of it."""
+        """Load the base the adapter names (or `base_model`), check the adapter against it, and load the adapter."""
         import torch
 
-        metadata: dict[str, Any] = json.loads((adapter_dir / METADATA_NAME).read_text())
-        base = resolve_base_model(base_model or metadata["base_model"], cache_dir=cache_dir)
-        if base.sha256 != metadata["base_model_sha256"]:
-            logger.warning(
-                "adapter %s was trained on base %s but %s was loaded: images may differ",
-                adapter_dir,
-                metadata["base_model_sha256"][:12],
-                base.sha256[:12],
-            )
+        from avatar.serving.adapters import AdapterRefused, open_adapter
+
+        try:
+            trained_on = str(json.loads((adapter_dir / METADATA_NAME).read_text())["base_model"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise AdapterRefused(f"adapter {adapter_dir} has no readable {METADATA_NAME}: {exc}") from exc
+        base = resolve_base_model(base_model or trained_on, cache_dir=cache_dir)
+        adapter = open_adapter(adapter_dir, base_sha256=base.sha256)
         device = default_device()
         pipeline = base.load(dtype=torch.float16 if device == "cuda" else torch.float32, device=device)
+        pipeline.set_progress_bar_config(disable=True)
         pipeline.load_lora_weights(adapter_dir, weight_name=ADAPTER_WEIGHTS, adapter_name="user")
-        return cls(pipeline, metadata)
+        return cls(pipeline, adapter.token)
 
     def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
         """Generate with the user's token put into the prompt."""

@@ -17,7 +17,8 @@ from avatar.training.trainer import ADAPTER_WEIGHTS, TrainingMetrics
 
 METADATA_NAME = "metadata.json"
 ADAPTER_FOLDER = "adapter"
-TEMPLATE_RELATIVE = Path("gpu") / "triton" / "user_model"
+TRITON_MODELS = Path("gpu") / "triton"
+USER_MODEL = "user_model"
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
@@ -65,14 +66,19 @@ def write_metadata(
     return metadata
 
 
-def user_model_template(start: Path | None = None) -> Path:
-    """Find `gpu/triton/user_model` (the one template shared with serving) above this package or `start`."""
+def triton_model_folder(name: str, start: Path | None = None) -> Path:
+    """Find `gpu/triton/<name>` (the models the endpoint serves) above this package or `start`."""
     here = (start or Path(__file__)).resolve()
     for folder in [here, *here.parents]:
-        candidate = folder / TEMPLATE_RELATIVE
+        candidate = folder / TRITON_MODELS / name
         if (candidate / "config.pbtxt").is_file():
             return candidate
-    raise FileNotFoundError(f"{TEMPLATE_RELATIVE} not found above {here}")
+    raise FileNotFoundError(f"{TRITON_MODELS / name} not found above {here}")
+
+
+def user_model_template(start: Path | None = None) -> Path:
+    """`gpu/triton/user_model`: the one template of every per-user model."""
+    return triton_model_folder(USER_MODEL, start)
 
 
 def model_name(user_id: str, version: str) -> str:

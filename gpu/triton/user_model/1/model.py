@@ -1,4 +1,11 @@
-"""Triton Python backend: one user's avatar model. A thin adapter around avatar.serving.generation."""
+"""Triton Python backend: one user's avatar model, kept thin so that a resident user costs little.
+
+On load it makes sure the shared base model is loaded (it may not be: SageMaker loads models by TargetModel in any
+order) and checks its adapter against the base the shared model published (files, metadata, base hash), so a bad
+adapter fails the load with the reason. Requests go to the shared base through BLS with this adapter's folder; the
+base loads the adapter into its cache on the first one (Triton 2.51 allows BLS only in `execute`). Only when the base
+cannot be loaded does it load a private pipeline, and says so loudly. It imports no ML library unless it falls back.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +15,107 @@ from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from pydantic import ValidationError
 
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
+BASE = os.environ.get("AVATAR_BASE_MODEL_NAME", "avatar_base")
+
+
+class BaseUnavailable(Exception):
+    """The shared base model cannot be loaded here."""
+
+
+def _batched(tensor: Any) -> Any:
+    """A [1] input as the base's [1, 1] batch of one."""
+    return pb_utils.Tensor(tensor.name(), tensor.as_numpy().reshape(1, -1))
 
 
 class TritonPythonModel:
-    """Loads the adapter shipped next to this file; answers each request on its own (errors per request)."""
+    """Registers the adapter at load; forwards each request to the shared base."""
 
     def initialize(self, args: dict[str, Any]) -> None:
-        from avatar.serving.generation import UserModel
+        self._logger = pb_utils.Logger
+        self._name = args["model_name"]
+        self._adapter = Path(args["model_repository"]) / args["model_version"] / "adapter"
+        self._private: Any = None
+        try:
+            self._ensure_base()
+        except BaseUnavailable as exc:
+            self._logger.log_error(
+                f"{self._name}: SHARED BASE '{BASE}' UNAVAILABLE ({exc}); loading a private pipeline, which costs a "
+                "full copy of the base per user. Put the base model in the model repository."
+            )
+            from avatar.serving.generation import UserModel
+            from avatar.serving.settings import get_settings
 
-        adapter_dir = Path(args["model_repository"]) / args["model_version"] / "adapter"
-        cache_dir = Path(os.environ.get("AVATAR_CACHE_DIR", "/tmp/avatar-cache"))  # noqa: S108 (scratch disk)
-        self._model = UserModel.load(adapter_dir, cache_dir=cache_dir, base_model=os.environ.get("AVATAR_BASE_MODEL"))
+            settings = get_settings()
+            self._private = UserModel.load(self._adapter, cache_dir=settings.cache_dir, base_model=settings.base_model)
+            return
+        from avatar.serving.adapters import open_adapter, published_base
+        from avatar.serving.settings import get_settings
+
+        # Raises AdapterRefused (missing files, unreadable metadata, another base): the load fails with the reason.
+        open_adapter(self._adapter, base_sha256=published_base(get_settings().cache_dir))
+
+    @staticmethod
+    def _ensure_base() -> None:
+        """Load the shared base unless it is loaded already."""
+        if not pb_utils.is_model_ready(BASE):
+            try:
+                pb_utils.load_model(BASE)
+            except Exception as exc:
+                raise BaseUnavailable(str(exc)) from exc
 
     def execute(self, requests: list[Any]) -> list[Any]:
+        if self._private is not None:
+            return [self._execute_privately(request) for request in requests]
+        return [self._forward(request) for request in requests]
+
+    def _forward(self, request: Any) -> Any:
+        inputs = [pb_utils.Tensor("adapter", np.array([[str(self._adapter).encode()]], dtype=np.object_))]
+        for name in INPUTS:
+            tensor = pb_utils.get_input_tensor_by_name(request, name)
+            if tensor is not None:
+                inputs.append(_batched(tensor))
+        answer = self._call_base(inputs)
+        if answer.has_error() and not pb_utils.is_model_ready(BASE):
+            try:  # the base was unloaded under us: load it again and try once more
+                self._ensure_base()
+            except Exception as exc:
+                return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"shared base unavailable: {exc}"))
+            answer = self._call_base(inputs)
+        if answer.has_error():
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(answer.error().message()))
+        images = pb_utils.get_output_tensor_by_name(answer, "images").as_numpy().reshape(-1)
+        seeds = pb_utils.get_output_tensor_by_name(answer, "seeds").as_numpy().reshape(-1)
+        return pb_utils.InferenceResponse(
+            output_tensors=[pb_utils.Tensor("images", images), pb_utils.Tensor("seeds", seeds)]
+        )
+
+    @staticmethod
+    def _call_base(inputs: list[Any]) -> Any:
+        return pb_utils.InferenceRequest(
+            model_name=BASE, inputs=inputs, requested_output_names=["images", "seeds"]
+        ).exec()
+
+    def _execute_privately(self, request: Any) -> Any:
+        from pydantic import ValidationError
+
         from avatar.serving.generation import request_from_tensors
 
-        responses = []
-        for request in requests:
-            try:
-                tensors = {}
-                for name in INPUTS:
-                    tensor = pb_utils.get_input_tensor_by_name(request, name)
-                    if tensor is not None:
-                        tensors[name] = tensor.as_numpy()
-                images = self._model.generate(request_from_tensors(tensors))
-                responses.append(
-                    pb_utils.InferenceResponse(
-                        output_tensors=[
-                            pb_utils.Tensor("images", np.array([image.png for image in images], dtype=np.object_)),
-                            pb_utils.Tensor("seeds", np.array([image.seed for image in images], dtype=np.int64)),
-                        ]
-                    )
-                )
-            except ValidationError as exc:
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"invalid request: {exc}")))
-            except Exception as exc:  # one bad request must not fail the others in the batch
-                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"generation failed: {exc}")))
-        return responses
+        try:
+            tensors = {}
+            for name in INPUTS:
+                tensor = pb_utils.get_input_tensor_by_name(request, name)
+                if tensor is not None:
+                    tensors[name] = tensor.as_numpy()
+            images = self._private.generate(request_from_tensors(tensors))
+        except ValidationError as exc:
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"invalid request: {exc}"))
+        except Exception as exc:  # one bad request must not fail the others
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(f"generation failed: {exc}"))
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor("images", np.array([image.png for image in images], dtype=np.object_)),
+                pb_utils.Tensor("seeds", np.array([image.seed for image in images], dtype=np.int64)),
+            ]
+        )

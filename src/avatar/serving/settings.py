@@ -1,0 +1,30 @@
+"""Settings of the Triton models (environment of the multi-model endpoint's container), read on first use."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServingSettings(BaseSettings):
+    """`AVATAR_*` variables of the multi-model endpoint."""
+
+    model_config = SettingsConfigDict(env_prefix="AVATAR_", frozen=True, extra="ignore")
+
+    base_model: str = "tiny"  # tiny, a folder, s3://bucket/prefix or a hub id
+    cache_dir: Path = Path("/tmp/avatar-cache")  # noqa: S108 (the container's scratch disk)
+    base_model_name: str = "avatar_base"  # the Triton model holding the shared pipeline
+    max_adapters: int = Field(32, ge=1)
+    max_adapter_mb: int = Field(2048, ge=1)
+    batch_strategy: Literal["mixed", "grouped"] = "mixed"
+    execution_env: str | None = None  # a conda-pack archive (folder or s3://) the setup model unpacks once
+
+
+@cache
+def get_settings() -> ServingSettings:
+    """Read once per process."""
+    return ServingSettings()
