@@ -94,11 +94,11 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from pydantic import ValidationError
     from tqdm import tqdm
 
+    from avatar.adapter_format import ADAPTER_WEIGHTS
     from avatar.training.class_images import LocalClassImageStore
     from avatar.training.fine_tune import FineTuneFailed, fine_tune
     from avatar.training.options import TrainingOptions
     from avatar.training.progress import TrainingProgress
-    from avatar.training.trainer import ADAPTER_WEIGHTS
 
     photos = [(given, path.read_bytes()) for given, path in _expand(args.photos, parser)]
     overrides = {
@@ -167,6 +167,10 @@ def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
         from avatar.training import benchmark
 
         return benchmark.run(size=args.size, as_json=args.json, steps=args.steps, resolution=args.resolution)
+    if args.what == "serving":
+        from avatar.serving import benchmark as serving_benchmark
+
+        return serving_benchmark.run(size=args.size, users=args.users, as_json=args.json, strategy=args.strategy)
     return bench.run(args.what, as_json=args.json)
 
 
@@ -219,11 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     bench = commands.add_parser("bench", help="measure the figures quoted in the README")
-    bench.add_argument("what", choices=["intake", "lambda-size", "training"])
+    bench.add_argument("what", choices=["intake", "lambda-size", "training", "serving"])
     bench.add_argument("--json", action="store_true", help="print one JSON line")
     bench.add_argument("--size", choices=["tiny", "sd21"], default="tiny", help="training: the model to measure")
     bench.add_argument("--steps", type=int, help="training: steps per configuration")
     bench.add_argument("--resolution", type=int, help="training: image side (default: 512 on GPU, small on CPU)")
+    bench.add_argument("--users", type=int, default=4, help="serving: users (adapters) to serve")
+    bench.add_argument("--strategy", choices=["mixed", "grouped"], help="serving: how a batch of users is run")
     bench.set_defaults(run=_bench)
 
     openapi = commands.add_parser("openapi", help="print the upload API's OpenAPI document")

@@ -75,3 +75,18 @@ def model_artifact_key(user_id: str, version: str) -> str:
 def training_progress_key(user_id: str, job_id: str) -> str:
     """Where the trainer publishes a job's progress."""
     return f"{JOBS}/{user_id}/{job_id}/progress.json"
+
+
+OUTPUTS = "outputs"
+
+
+def target_model(artifact_key: str) -> str:
+    """The multi-model endpoint's TargetModel for an artifact: its key below the endpoint's `models/` prefix."""
+    if not artifact_key.startswith(f"{MODELS}/"):
+        raise InvalidKey(f"not a model artifact key: {artifact_key!r}")
+    return artifact_key.removeprefix(f"{MODELS}/")
+
+
+def generated_image_key(user_id: str, request_id: str, index: int, seed: int) -> str:
+    """Where a generated avatar is kept (a lifecycle rule expires them)."""
+    return f"{OUTPUTS}/{user_id}/{request_id}/{index}-{seed}.png"

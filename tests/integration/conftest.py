@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from avatar.diffusion.base_model import BaseModel, resolve_base_model
 from avatar.local.aws import local_aws
 from avatar.local.stack import IntakeStack, start_intake_stack
 from services.upload import dependencies
@@ -27,3 +29,15 @@ def intake_stack(moto_endpoint: str) -> Iterator[IntakeStack]:
     os.environ.clear()
     os.environ.update(saved)
     dependencies.reset()
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the session (the tiny base is built once)."""
+    return tmp_path_factory.mktemp("avatar-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny(cache_dir: Path) -> BaseModel:
+    """The embedded tiny Stable Diffusion pipeline."""
+    return resolve_base_model("tiny", cache_dir=cache_dir)

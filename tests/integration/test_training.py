@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from pydantic import ValidationError
 
+from avatar.adapter_format import ADAPTER_WEIGHTS
 from avatar.diffusion.base_model import BaseModel, resolve_base_model
 from avatar.serving.generation import GenerationRequest, UserModel, personalize, request_from_tensors
 from avatar.training.artifact import (
@@ -27,21 +28,11 @@ from avatar.training.class_images import LocalClassImageStore, ensure_class_imag
 from avatar.training.options import TrainingOptions
 from avatar.training.prepare import PrepareOptions, prepare_photos
 from avatar.training.progress import TrainingProgress
-from avatar.training.trainer import ADAPTER_WEIGHTS, TrainingMetrics, train_lora
+from avatar.training.trainer import TrainingMetrics, train_lora
 
 pytestmark = pytest.mark.slow
 
 SHORT = {"steps": 25, "learning_rate": 1e-3, "num_class_images": 4, "class_image_steps": 2, "seed": 11}
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("avatar-cache")
-
-
-@pytest.fixture(scope="session")
-def tiny(cache_dir: Path) -> BaseModel:
-    return resolve_base_model("tiny", cache_dir=cache_dir)
 
 
 @pytest.fixture(scope="session")
@@ -242,32 +233,3 @@ def test_links_and_several_top_folders_are_refused(tmp_path: Path):
         extract_user_model(_tar([(link, b"")]), tmp_path)
     with pytest.raises(UnsafeArchive, match="one model folder"):
         extract_user_model(_tar([(tarfile.TarInfo("a/x"), b"1"), (tarfile.TarInfo("b/y"), b"2")]), tmp_path)
-
-
-def test_the_packaged_model_loads_in_a_real_triton_server(trained, cache_dir: Path, tmp_path: Path):
-    """The archive's model.py and config.pbtxt load the adapter inside Triton's Python backend (CPU)."""
-    import tritonclient.http as httpclient
-    from tritonclient.utils import InferenceServerException
-
-    from avatar.local.triton import triton_server
-
-    out, _, _ = trained
-    repository = tmp_path / "repository"
-    good = extract_user_model(package_user_model(out, name="avatar-u1-v1"), repository)
-    broken = extract_user_model(package_user_model(out, name="avatar-u1-v2"), repository)
-    (broken / "1" / "adapter" / ADAPTER_WEIGHTS).write_bytes(b"not safetensors")
-    repo_root = Path(__file__).resolve().parents[2]
-    env = {"PYTHONPATH": f"{repo_root / 'src'}:{repo_root}", "AVATAR_CACHE_DIR": str(cache_dir)}
-
-    with triton_server(repository, cache_dir=cache_dir, env=env) as server:
-        client = httpclient.InferenceServerClient(server.http_url)
-        client.load_model(good.name)
-        with pytest.raises(InferenceServerException):
-            client.load_model(broken.name)
-
-        assert client.is_model_ready(good.name)
-        assert not client.is_model_ready(broken.name)
-        metadata = client.get_model_metadata(good.name)
-        assert [tensor["name"] for tensor in metadata["outputs"]] == ["images", "seeds"]
-        assert "prompt" in [tensor["name"] for tensor in metadata["inputs"]]
-        client.close()

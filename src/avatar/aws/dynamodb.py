@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from avatar.avatars import CurrentModel
 from avatar.intake import PhotoNotFound, StoreUnavailable
-from avatar.model import ModelState, Photo, UserProfile, states_leading_to
+from avatar.model import ModelState, ModelVersion, Photo, UserProfile, states_leading_to
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -41,6 +42,11 @@ def user_pk(user_id: str) -> str:
 def photo_sk(photo_id: str) -> str:
     """The sort key of a photo item."""
     return f"PHOTO#{photo_id}"
+
+
+def model_sk(version: int) -> str:
+    """The sort key of a model version (zero-padded so versions sort)."""
+    return f"MODEL#{version:010d}"
 
 
 def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -192,3 +198,28 @@ class AvatarTable:
             )
         except ClientError as exc:
             raise PhotoNotFound(f"no photo {photo_id}") from exc
+
+    def record_model_version(self, version: ModelVersion) -> None:
+        """Write an immutable model version once; a repeated write of the same version changes nothing."""
+        item = _to_item(
+            {"PK": user_pk(version.user_id), "SK": model_sk(version.version), "type": "model"}
+            | version.model_dump(mode="json")
+        )
+        with contextlib.suppress(ClientError):  # recorded already
+            self._call("put_item", Item=item, ConditionExpression="attribute_not_exists(PK)")
+
+    def get_model_version(self, user_id: str, version: int) -> ModelVersion | None:
+        """One model version of the user, or None."""
+        key = _to_item({"PK": user_pk(user_id), "SK": model_sk(version)})
+        item = self._call("get_item", Key=key, ConsistentRead=True).get("Item")
+        return ModelVersion.model_validate(_from_item(item)) if item else None
+
+    def current_model(self, user_id: str) -> CurrentModel | None:
+        """The user's state and the artifact of their current version (ModelRegistry)."""
+        profile = self.get_profile(user_id)
+        if profile is None:
+            return None
+        version = (
+            self.get_model_version(user_id, profile.current_version) if profile.current_version is not None else None
+        )
+        return CurrentModel(state=profile.state, artifact_key=version.artifact_key if version else None)

@@ -65,3 +65,28 @@ class PhotoBucket:
                     self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": doomed, "Quiet": True})
         except ClientError as exc:
             raise StoreUnavailable(f"S3 delete failed: {exc.response['Error']['Code']}") from exc
+
+
+class OutputBucket:
+    """Generated avatars: written once, shared by short-lived presigned GET URLs."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put_png(self, key: str, png: bytes) -> None:
+        """Store one PNG."""
+        from avatar.avatars import StorageUnavailable
+
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=png, ContentType="image/png")
+        except ClientError as exc:
+            raise StorageUnavailable(f"S3 put_object failed: {exc.response['Error']['Code']}") from exc
+
+    def share(self, key: str, *, expires_in: int) -> str:
+        """A presigned GET URL valid for `expires_in` seconds."""
+        return str(
+            self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        )

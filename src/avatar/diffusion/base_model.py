@@ -5,7 +5,9 @@ Every source ends as a local diffusers folder loaded by `StableDiffusionPipeline
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -121,6 +123,7 @@ def _download_hub(repo_id: str, cache_dir: Path) -> Path:
 
 
 _HASHES: dict[tuple[str, float, int], str] = {}
+_HASH_MEMO = ".avatar-sha256"
 
 
 def folder_sha256(folder: Path) -> str:
@@ -129,6 +132,13 @@ def folder_sha256(folder: Path) -> str:
     stamp = (str(folder.resolve()), max((p.stat().st_mtime for p in files), default=0.0), len(files))
     if stamp in _HASHES:
         return _HASHES[stamp]
+    # Hashing SD 2.1 (2.6 GB) takes seconds; every process that loads the base would pay it. Keep it beside the files.
+    memo = folder / _HASH_MEMO
+    with contextlib.suppress(OSError, ValueError):
+        saved = json.loads(memo.read_text())
+        if saved["stamp"] == [stamp[1], stamp[2]]:
+            _HASHES[stamp] = str(saved["sha256"])
+            return _HASHES[stamp]
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
@@ -136,6 +146,8 @@ def folder_sha256(folder: Path) -> str:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
     _HASHES[stamp] = digest.hexdigest()
+    with contextlib.suppress(OSError):  # a read-only folder is hashed again next time
+        memo.write_text(json.dumps({"stamp": [stamp[1], stamp[2]], "sha256": _HASHES[stamp]}))
     return _HASHES[stamp]
 
 

@@ -6,14 +6,14 @@ import hashlib
 import json
 import logging
 import os
+import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from avatar.training.artifact import METADATA_NAME
-from avatar.training.trainer import ADAPTER_WEIGHTS
+from avatar.adapter_format import ADAPTER_WEIGHTS, METADATA_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +47,26 @@ def open_adapter(directory: Path, *, base_sha256: str) -> Adapter:
         raise AdapterRefused(
             f"adapter {directory} was trained on base {trained_on[:12]}, this server runs base {base_sha256[:12]}"
         )
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    data = weights.read_bytes()
+    _check_safetensors(data, weights)
+    digest = hashlib.sha256(data).hexdigest()
     return Adapter(adapter_id=f"a{digest[:20]}", directory=directory, token=token, size_bytes=weights.stat().st_size)
+
+
+def _check_safetensors(data: bytes, path: Path) -> None:
+    """The safetensors layout (u64 header length, JSON header, tensor bytes that add up), read without torch."""
+    try:
+        header_length = struct.unpack("<Q", data[:8])[0]
+        header = json.loads(data[8 : 8 + header_length])
+        end = max(
+            (int(entry["data_offsets"][1]) for name, entry in header.items() if name != "__metadata__"), default=0
+        )
+    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise AdapterRefused(f"{path} is not a safetensors file: {exc}") from exc
+    if not header or 8 + header_length + end != len(data):
+        raise AdapterRefused(
+            f"{path} is truncated or padded ({len(data)} bytes, header says {8 + header_length + end})"
+        )
 
 
 SHARED_BASE_RECORD = "shared-base.json"

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from avatar.adapter_format import ADAPTER_WEIGHTS, METADATA_NAME
 from avatar.diffusion.base_model import resolve_base_model
-from avatar.training.artifact import METADATA_NAME
 from avatar.training.options import TOKEN_PLACEHOLDER
-from avatar.training.trainer import ADAPTER_WEIGHTS, default_device
+from avatar.training.trainer import default_device
 
 logger = logging.getLogger(__name__)
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from avatar.adapter_format import ADAPTER_WEIGHTS
 from avatar.diffusion.base_model import resolve_base_model
 from avatar.serving.adapters import Adapter, AdapterCache, open_adapter, publish_base
 from avatar.serving.generation import GeneratedImage, GenerationRequest, generate_rows, personalize
-from avatar.training.trainer import ADAPTER_WEIGHTS, default_device
+from avatar.training.trainer import default_device
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +90,14 @@ class SharedBase:
         device = default_device()
         pipeline = base.load(dtype=torch.float16 if device == "cuda" else torch.float32, device=device)
         pipeline.set_progress_bar_config(disable=True)
+        shared = cls(pipeline, base_sha256=base.sha256, **options)
+        shared.warm_up()
         publish_base(cache_dir, spec=base_model, sha256=base.sha256)
-        return cls(pipeline, base_sha256=base.sha256, **options)
+        return shared
+
+    def warm_up(self) -> None:
+        """One small generation at load, so the first user does not pay for paging in weights and kernel setup."""
+        generate_rows(self.pipeline, [GenerationRequest(prompt="warm-up", seed=0, steps=1, width=64, height=64)])
 
     def open_adapter(self, directory: Path) -> Adapter:
         """Check an adapter folder against this base (raises AdapterRefused) and load it into the cache."""
@@ -122,7 +129,7 @@ class SharedBase:
             else:
                 chunks = self._mixed_chunks(indices, items)
             for chunk in chunks:
-                answers: list[list[GeneratedImage]] | list[Exception]
+                answers: Sequence[list[GeneratedImage] | Exception]
                 try:
                     answers = self._run([items[index] for index in chunk])
                 except Exception as exc:  # answered per request by the caller

@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from avatar.adapter_format import ADAPTER_WEIGHTS, METADATA_NAME
 from avatar.training.options import TrainingOptions
-from avatar.training.trainer import ADAPTER_WEIGHTS, TrainingMetrics
+from avatar.training.trainer import TrainingMetrics
 
-METADATA_NAME = "metadata.json"
 ADAPTER_FOLDER = "adapter"
 TRITON_MODELS = Path("gpu") / "triton"
 USER_MODEL = "user_model"

@@ -62,8 +62,9 @@ class _RandomClassImages:
 def measure_configuration(name: str, *, steps: int, resolution: int) -> dict[str, Any]:
     """Train one configuration on the random-weight SD 2.1 architecture; step time, peak memory, adapter size."""
 
+    from avatar.adapter_format import ADAPTER_WEIGHTS
     from avatar.diffusion.presets import build_pipeline
-    from avatar.training.trainer import ADAPTER_WEIGHTS, default_device, train_lora
+    from avatar.training.trainer import default_device, train_lora
 
     device = default_device()
     started = time.perf_counter()

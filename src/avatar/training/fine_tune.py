@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from avatar.adapter_format import ADAPTER_WEIGHTS
 from avatar.diffusion.base_model import BaseModelUnavailable, pipeline_resolution, resolve_base_model
 from avatar.training.artifact import package_user_model, write_metadata
 from avatar.training.class_images import ClassImageStore
@@ -14,7 +15,6 @@ from avatar.training.options import TrainingOptions
 from avatar.training.prepare import PrepareOptions, RejectedPhoto, prepare_photos
 from avatar.training.progress import ProgressCallback, TrainingProgress, ignore_progress
 from avatar.training.trainer import (
-    ADAPTER_WEIGHTS,
     TrainingFailed,
     TrainingMetrics,
     default_device,

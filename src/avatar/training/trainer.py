@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from avatar.adapter_format import ADAPTER_WEIGHTS
 from avatar.diffusion.base_model import pipeline_resolution
 from avatar.training.class_images import ClassImageStore, ensure_class_images
 from avatar.training.options import TrainingOptions
@@ -23,7 +24,6 @@ from avatar.training.progress import ProgressCallback, TrainingProgress, ignore_
 if TYPE_CHECKING:
     import torch
 
-ADAPTER_WEIGHTS = "pytorch_lora_weights.safetensors"
 UNET_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 

@@ -17,7 +17,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
+# Read here rather than through avatar.serving.settings (pydantic-settings), which would weigh on every resident user.
 BASE = os.environ.get("AVATAR_BASE_MODEL_NAME", "avatar_base")
+CACHE_DIR = Path(os.environ.get("AVATAR_CACHE_DIR", "/tmp/avatar-cache"))  # noqa: S108 (ServingSettings' default)
 
 
 class BaseUnavailable(Exception):
@@ -50,11 +52,10 @@ class TritonPythonModel:
             settings = get_settings()
             self._private = UserModel.load(self._adapter, cache_dir=settings.cache_dir, base_model=settings.base_model)
             return
-        from avatar.serving.adapters import open_adapter, published_base
-        from avatar.serving.settings import get_settings
+        from avatar.serving.adapters import open_adapter, published_base  # stdlib only: a resident user stays small
 
         # Raises AdapterRefused (missing files, unreadable metadata, another base): the load fails with the reason.
-        open_adapter(self._adapter, base_sha256=published_base(get_settings().cache_dir))
+        open_adapter(self._adapter, base_sha256=published_base(CACHE_DIR))
 
     @staticmethod
     def _ensure_base() -> None:

@@ -1,0 +1,43 @@
+"""The generate service's adapters, built on first use (never at import) and reused across invocations."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import boto3
+from botocore.config import Config
+
+from avatar.aws.dynamodb import AvatarTable
+from avatar.aws.s3 import OutputBucket
+from avatar.aws.sagemaker_runtime import MultiModelEndpoint
+from services.generate.settings import get_settings
+
+_RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4")
+# One attempt per call: the domain retries busy answers itself, within the API's time budget.
+_ENDPOINT = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=25)
+
+
+@cache
+def model_registry() -> AvatarTable:
+    """The DynamoDB table adapter (users' current models)."""
+    return AvatarTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+
+
+@cache
+def output_bucket() -> OutputBucket:
+    """Where generated images go."""
+    return OutputBucket(boto3.client("s3", config=_RETRIES), get_settings().bucket_name)
+
+
+@cache
+def avatar_endpoint() -> MultiModelEndpoint:
+    """The multi-model endpoint behind sagemaker-runtime."""
+    return MultiModelEndpoint(boto3.client("sagemaker-runtime", config=_ENDPOINT), get_settings().endpoint_name)
+
+
+def reset() -> None:
+    """Forget cached settings and clients (tests and the local stack change the environment)."""
+    get_settings.cache_clear()
+    model_registry.cache_clear()
+    output_bucket.cache_clear()
+    avatar_endpoint.cache_clear()

@@ -1,0 +1,28 @@
+"""Settings of the generate service, from the environment the template sets; read on first use, not at import."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GenerateSettings(BaseSettings):
+    """Environment of the generate API function."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    table_name: str
+    bucket_name: str
+    endpoint_name: str
+    image_url_ttl_seconds: int = Field(900, ge=60, le=3600)
+    # Retries must end before API Gateway's ~30 s: the rest of the budget goes to storing the images.
+    retry_budget_seconds: float = Field(22.0, gt=0, le=27)
+    retry_after_seconds: int = Field(10, ge=1)
+
+
+@cache
+def get_settings() -> GenerateSettings:
+    """The settings, read once per process."""
+    return GenerateSettings()  # pydantic-settings fills the fields from the environment

@@ -1,0 +1,102 @@
+"""sagemaker-runtime adapter for the multi-model endpoint: Triton's wire format in, PNGs out, errors as domain errors.
+
+The body is made with tritonclient's own HTTP helpers (binary tensors after a JSON header), the way SageMaker's
+Triton container expects it; TargetModel is the user's artifact key below the endpoint's `models/` prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+
+from avatar.avatars import EndpointBusy, GenerationRejected
+from avatar.keys import target_model
+from avatar.serving.generation import GeneratedImage, GenerationRequest
+
+_CONTENT_TYPE = "application/vnd.sagemaker-triton.binary+json;json-header-size={}"
+# Answers worth retrying: the model is still loading, the endpoint is throttling, out of memory, or down.
+_BUSY_CODES = {"ModelNotReadyException", "ThrottlingException", "ServiceUnavailable", "InternalFailure"}
+_BUSY_STATUS = {429, 500, 502, 503, 504, 507}
+
+_DTYPES = {np.dtype(np.int64): "INT64", np.dtype(np.int32): "INT32", np.dtype(np.float32): "FP32"}
+
+
+def request_tensors(request: GenerationRequest) -> list[Any]:
+    """The request as Triton inputs (every field the user model reads, so requests batch together)."""
+    import tritonclient.http as httpclient
+
+    values: dict[str, np.ndarray] = {
+        "prompt": np.array([request.prompt.encode()], dtype=np.object_),
+        "negative_prompt": np.array([request.negative_prompt.encode()], dtype=np.object_),
+        "steps": np.array([request.steps], dtype=np.int32),
+        "guidance_scale": np.array([request.guidance_scale], dtype=np.float32),
+        "num_images": np.array([request.num_images], dtype=np.int32),
+    }
+    if request.seed is not None:
+        values["seed"] = np.array([request.seed], dtype=np.int64)
+    if request.width is not None:
+        values["width"] = np.array([request.width], dtype=np.int32)
+    if request.height is not None:
+        values["height"] = np.array([request.height], dtype=np.int32)
+    inputs = []
+    for name, value in values.items():
+        tensor = httpclient.InferInput(name, list(value.shape), _DTYPES.get(value.dtype, "BYTES"))
+        tensor.set_data_from_numpy(value, binary_data=True)
+        inputs.append(tensor)
+    return inputs
+
+
+def encode_request(request: GenerationRequest) -> tuple[bytes, str]:
+    """The InvokeEndpoint body and content type for a generate request."""
+    import tritonclient.http as httpclient
+
+    outputs = [httpclient.InferRequestedOutput(name, binary_data=True) for name in ("images", "seeds")]
+    body, header_length = httpclient.InferenceServerClient.generate_request_body(request_tensors(request), outputs)
+    return body, _CONTENT_TYPE.format(header_length) if header_length else "application/json"
+
+
+def decode_images(body: bytes, content_type: str) -> list[GeneratedImage]:
+    """The images and seeds of an InvokeEndpoint answer."""
+    import tritonclient.http as httpclient
+
+    header = content_type.split("json-header-size=")[1].split(";")[0] if "json-header-size=" in content_type else None
+    result = httpclient.InferenceServerClient.parse_response_body(body, header_length=int(header) if header else None)
+    pngs, seeds = result.as_numpy("images"), result.as_numpy("seeds")
+    if pngs is None or seeds is None or len(pngs) != len(seeds):
+        raise GenerationRejected("the model answered without images")
+    return [GeneratedImage(png=bytes(png), seed=int(seed)) for png, seed in zip(pngs, seeds, strict=True)]
+
+
+class MultiModelEndpoint:
+    """The avatar multi-model endpoint behind sagemaker-runtime."""
+
+    def __init__(self, client: Any, endpoint_name: str) -> None:
+        self._client = client
+        self._endpoint = endpoint_name
+
+    def generate(
+        self, artifact_key: str, request: GenerationRequest, *, timeout_seconds: float
+    ) -> list[GeneratedImage]:
+        """One InvokeEndpoint call routed to the user's model; raises EndpointBusy or GenerationRejected."""
+        body, content_type = encode_request(request)
+        try:
+            response = self._client.invoke_endpoint(
+                EndpointName=self._endpoint,
+                TargetModel=target_model(artifact_key),
+                Body=body,
+                ContentType=content_type,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            message = exc.response.get("Error", {}).get("Message", "")
+            if code in _BUSY_CODES or status in _BUSY_STATUS:
+                raise EndpointBusy(f"{code or status}: {message}") from exc
+            raise GenerationRejected(f"the model refused the request: {message or code}") from exc
+        except (ConnectionError, ReadTimeoutError) as exc:
+            raise EndpointBusy(f"endpoint unreachable: {exc}") from exc
+        except BotoCoreError as exc:
+            raise EndpointBusy(f"endpoint call failed: {exc}") from exc
+        return decode_images(response["Body"].read(), response.get("ContentType", ""))

@@ -1,0 +1,224 @@
+"""A local SageMaker multi-model endpoint: sagemaker-runtime's InvokeEndpoint in front of a real Triton server.
+
+It does what SageMaker does with a TargetModel: download `s3://<bucket>/<prefix><TargetModel>`, extract it safely,
+load it into Triton, forward the request body, and unload the least recently used models beyond a limit. Errors come
+back in sagemaker-runtime's shape (`x-amzn-ErrorType`), so boto3 raises the same exceptions as on AWS. boto3 reaches
+it through `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from avatar.local.aws import free_port
+from avatar.training.artifact import UnsafeArchive, extract_user_model, triton_model_folder
+
+logger = logging.getLogger(__name__)
+
+SHARED_MODELS = ("avatar_base", "avatar_setup")
+_TRITON_HEADER = "Inference-Header-Content-Length"
+
+
+def serving_repository(folder: Path) -> Path:
+    """A Triton model repository holding the shared models (`gpu/triton/avatar_base`, `avatar_setup`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in SHARED_MODELS:
+        if not (folder / name).exists():
+            shutil.copytree(triton_model_folder(name), folder / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+class EndpointError(Exception):
+    """An error sagemaker-runtime reports with an HTTP status and an error type."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
+@dataclass
+class _Loaded:
+    name: str
+    folder: Path
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ready: bool = False
+
+
+class MultiModelRouter:
+    """TargetModel -> a loaded Triton model, loading on first use and unloading the least recently used."""
+
+    def __init__(
+        self,
+        *,
+        triton_url: str,
+        repository: Path,
+        s3: Any,
+        bucket: str,
+        prefix: str,
+        max_models: int = 16,
+        load_wait_seconds: float = 30.0,
+    ) -> None:
+        self._triton = f"http://{triton_url}"
+        self._repository = repository
+        self._s3 = s3
+        self._bucket = bucket
+        self._prefix = prefix
+        self._max_models = max_models
+        self._load_wait = load_wait_seconds
+        self._models: OrderedDict[str, _Loaded] = OrderedDict()
+        self._lock = threading.Lock()
+        self._http = requests.Session()
+
+    def invoke(self, target_model: str, body: bytes, content_type: str) -> tuple[bytes, str]:
+        """Run one request on the target model; returns the response body and its content type."""
+        model = self._ensure_loaded(target_model)
+        headers = {"Content-Type": "application/octet-stream"}
+        if "json-header-size=" in content_type:
+            headers[_TRITON_HEADER] = content_type.split("json-header-size=")[1].split(";")[0]
+        try:
+            response = self._http.post(f"{self._triton}/v2/models/{model.name}/infer", data=body, headers=headers)
+        except requests.ConnectionError as exc:
+            raise EndpointError(503, "ServiceUnavailable", f"the model server is down: {exc}") from exc
+        if response.status_code != 200:
+            message = response.json().get("error", response.text) if response.content else response.reason
+            # SageMaker wraps the container's own errors as ModelError (424) with the original status and message.
+            raise EndpointError(
+                424, "ModelError", f"Received client error ({response.status_code}) from model with message {message}"
+            )
+        header = response.headers.get(_TRITON_HEADER)
+        kind = (
+            "application/vnd.sagemaker-triton.binary+json;json-header-size=" + header if header else "application/json"
+        )
+        return response.content, kind
+
+    def _ensure_loaded(self, target_model: str) -> _Loaded:
+        with self._lock:
+            model = self._models.get(target_model)
+            if model is None:
+                model = _Loaded(name="", folder=Path())
+                self._models[target_model] = model
+            self._models.move_to_end(target_model)
+        # Concurrent first requests wait for the one load, as long as SageMaker would before ModelNotReadyException.
+        if not model.lock.acquire(timeout=self._load_wait):
+            raise EndpointError(429, "ModelNotReadyException", f"model {target_model} is still loading")
+        try:
+            if not model.ready:
+                self._load(target_model, model)
+        except EndpointError:
+            with self._lock:
+                self._models.pop(target_model, None)
+            raise
+        finally:
+            model.lock.release()
+        self._unload_beyond_limit()
+        return model
+
+    def _load(self, target_model: str, model: _Loaded) -> None:
+        if ".." in target_model.split("/") or target_model.startswith("/"):
+            raise EndpointError(400, "ValidationError", f"invalid TargetModel {target_model!r}")
+        try:
+            artifact = self._s3.get_object(Bucket=self._bucket, Key=self._prefix + target_model)["Body"].read()
+        except Exception as exc:
+            raise EndpointError(400, "ValidationError", f"Failed to download model data for {target_model}") from exc
+        staging = Path(tempfile.mkdtemp(dir=self._repository.parent))
+        try:
+            extracted = extract_user_model(artifact, staging)
+            if extracted.name in SHARED_MODELS:
+                raise UnsafeArchive(f"{target_model} would replace the shared model {extracted.name}")
+            target = self._repository / extracted.name
+            shutil.rmtree(target, ignore_errors=True)
+            extracted.rename(target)
+        except (UnsafeArchive, OSError, EOFError, ValueError) as exc:  # tarfile raises ReadError (an OSError) too
+            raise EndpointError(400, "ValidationError", f"Failed to load model {target_model}: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        try:
+            response = self._http.post(f"{self._triton}/v2/repository/models/{target.name}/load")
+        except requests.ConnectionError as exc:
+            raise EndpointError(503, "ServiceUnavailable", f"the model server is down: {exc}") from exc
+        if response.status_code != 200:
+            shutil.rmtree(target, ignore_errors=True)
+            raise EndpointError(
+                400, "ValidationError", f"Failed to load model {target_model}: {response.json().get('error', '')}"
+            )
+        model.name, model.folder, model.ready = target.name, target, True
+        logger.info("loaded %s as %s", target_model, target.name)
+
+    def _unload_beyond_limit(self) -> None:
+        with self._lock:
+            victims = []
+            while len(self._models) > self._max_models:
+                _, victim = self._models.popitem(last=False)
+                victims.append(victim)
+        for victim in victims:
+            with victim.lock:
+                if victim.ready:
+                    self._http.post(f"{self._triton}/v2/repository/models/{victim.name}/unload")
+                    shutil.rmtree(victim.folder, ignore_errors=True)
+                    logger.info("unloaded %s", victim.name)
+
+    @property
+    def loaded(self) -> list[str]:
+        """TargetModels loaded, least recently used first."""
+        with self._lock:
+            return [target for target, model in self._models.items() if model.ready]
+
+
+def _handler(router: MultiModelRouter) -> type[BaseHTTPRequestHandler]:
+    class InvocationHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            target = self.headers.get("X-Amzn-SageMaker-Target-Model")
+            try:
+                if not self.path.startswith("/endpoints/") or not self.path.endswith("/invocations"):
+                    raise EndpointError(404, "ValidationError", f"unknown path {self.path}")
+                if not target:
+                    raise EndpointError(400, "ValidationError", "a multi-model endpoint needs a TargetModel")
+                answer, content_type = router.invoke(target, body, self.headers.get("Content-Type", ""))
+                self._send(200, answer, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "local"})
+            except EndpointError as exc:
+                error = json.dumps({"message": str(exc)}).encode()
+                self._send(exc.status, error, {"Content-Type": "application/json", "x-amzn-ErrorType": exc.error_type})
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            logger.debug(format, *args)
+
+    return InvocationHandler
+
+
+@contextmanager
+def local_multi_model_endpoint(router: MultiModelRouter) -> Iterator[str]:
+    """Serve sagemaker-runtime's InvokeEndpoint on a free loopback port; yields the endpoint URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _handler(router))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

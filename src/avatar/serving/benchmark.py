@@ -1,0 +1,245 @@
+"""`avatar bench serving`: our design (one shared base, thin per-user models) against the reference design (every
+per-user model loads its own pipeline), both in a real Triton server, on the same base and the same users' adapters.
+
+Figures:
+- cold start overhead: a user's first request (including loading their model, as a multi-model endpoint does on
+  first use) minus a warm request of the same user;
+- memory per resident user: the growth of the server's memory (tritonserver and its stub processes, see
+  `server_memory_mb`) per extra loaded-and-used user;
+- mixed-user throughput: N users' requests sent at once, against the same requests one by one (ours only).
+The `sd21` size is the real SD 2.1 architecture with random weights (same FLOPs and memory as the real weights).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from avatar.serving.generation import GenerationRequest
+
+REFERENCE_ENV = {"AVATAR_BASE_MODEL_NAME": "no_shared_base"}  # the per-user model then loads its own pipeline
+
+
+def server_memory_mb(pid: int, weights: Path) -> float:
+    """Memory of a process and all its descendants, in MB, counted as a GPU would hold it.
+
+    Everything is proportional (PSS: shared pages split between the processes sharing them), except pages mapped
+    from the base model's files: those count in full for every process that maps them. On CPU the kernel shares one
+    page-cache copy of the weights between processes; on a GPU every process holds its own device copy.
+    """
+    weights_prefix = str(weights.resolve())
+    total_kb = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            mapping_is_weights = False
+            for line in Path(f"/proc/{current}/smaps").read_text().splitlines():
+                fields = line.split()
+                if not fields[0].endswith(":"):  # a mapping's header: address, perms, offset, dev, inode, path
+                    mapping_is_weights = len(fields) >= 6 and fields[5].startswith(weights_prefix)
+                elif fields[0] == ("Rss:" if mapping_is_weights else "Pss:"):
+                    total_kb += int(fields[1])
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total_kb / 1024
+
+
+def machine() -> str:
+    """The machine the figures come from."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores"
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU"
+
+
+def make_adapters(users: int, *, base_model: str, cache_dir: Path, out: Path) -> list[Path]:
+    """Train one small adapter per user (different seeds and photos) and package each as a per-user model."""
+    from avatar.diffusion.base_model import resolve_base_model
+    from avatar.photos.hard_cases import shared_faces_dir
+    from avatar.training.artifact import model_name, package_user_model, write_metadata
+    from avatar.training.class_images import LocalClassImageStore
+    from avatar.training.options import TrainingOptions
+    from avatar.training.prepare import PrepareOptions, prepare_photos
+    from avatar.training.trainer import train_lora
+
+    base = resolve_base_model(base_model, cache_dir=cache_dir)
+    photos = sorted(shared_faces_dir().glob("*.jpg"))
+    prepared = prepare_photos([(p.name, p.read_bytes()) for p in photos[:4]], PrepareOptions(resolution=64))
+    images = [image.pixels for image in prepared.images]
+    archives = []
+    for user in range(users):
+        adapter = out / f"adapter-{user}"
+        adapter.mkdir(parents=True, exist_ok=True)
+        options = TrainingOptions(
+            steps=2, learning_rate=1e-3, num_class_images=1, class_image_steps=1, seed=user, resolution=64
+        )
+        metrics = train_lora(
+            base.load(),
+            images,
+            options,
+            adapter,
+            base_sha256=base.sha256,
+            class_store=LocalClassImageStore(cache_dir / "class-images"),
+            device="cpu",
+        )
+        write_metadata(
+            adapter,
+            base_model=base_model,
+            base_model_sha256=base.sha256,
+            options=options,
+            metrics=metrics,
+            photos=len(images),
+        )
+        archive = out / f"user-{user}.tar.gz"
+        archive.write_bytes(package_user_model(adapter, name=model_name(f"user{user}", "v1")))
+        archives.append(archive)
+    return archives
+
+
+def _measure_design(
+    archives: list[Path],
+    *,
+    base_model: str,
+    weights: Path,
+    cache_dir: Path,
+    request: GenerationRequest,
+    env: dict[str, str],
+    shared: bool,
+    throughput: bool,
+) -> dict[str, Any]:
+    from avatar.local.serving import local_serving
+
+    with (
+        tempfile.TemporaryDirectory() as work,
+        local_serving(Path(work), cache_dir=cache_dir, base_model=base_model, env=env) as serving,
+    ):
+        import tritonclient.http as httpclient
+
+        pid = _server_pid(serving.server.http_url)
+        if shared:  # the container preloads the shared base (the setup model's job), before any user arrives
+            client = httpclient.InferenceServerClient(serving.server.http_url, network_timeout=900)
+            client.load_model("avatar_base")
+            client.close()
+        memory = [server_memory_mb(pid, weights)]
+        colds, warms, names = [], [], []
+        for archive in archives:
+            start = time.perf_counter()
+            name = serving.add_model(archive)
+            serving.generate(name, request)
+            colds.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            serving.generate(name, request)
+            warms.append(time.perf_counter() - start)
+            memory.append(server_memory_mb(pid, weights))
+            names.append(name)
+        figures: dict[str, Any] = {
+            "cold_start_s": [round(x, 3) for x in colds],
+            "warm_request_s": [round(x, 3) for x in warms],
+            "cold_start_overhead_s": round(statistics.median(c - w for c, w in zip(colds, warms, strict=True)), 3),
+            "memory_mb": [round(m, 1) for m in memory],
+            "memory_per_resident_user_mb": round((memory[-1] - memory[1]) / max(1, len(archives) - 1), 1),
+        }
+        if throughput:
+            requests = [request.model_copy(update={"seed": 100 + i}) for i in range(len(names))]
+            start = time.perf_counter()
+            for name, each in zip(names, requests, strict=True):
+                serving.generate(name, each)
+            one_by_one = time.perf_counter() - start
+            with ThreadPoolExecutor(len(names)) as pool:
+                start = time.perf_counter()
+                list(pool.map(serving.generate, names, requests))
+                concurrent = time.perf_counter() - start
+            figures |= {
+                "one_by_one_s": round(one_by_one, 3),
+                "concurrent_s": round(concurrent, 3),
+                "mixed_users_throughput_ratio": round(one_by_one / concurrent, 2),
+            }
+        return figures
+
+
+def _server_pid(http_url: str) -> int:
+    """The tritonserver process listening on `http_url` (found through /proc, to measure its memory)."""
+    port = http_url.rsplit(":", 1)[1]
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if command and command[0].endswith(b"tritonserver") and f"--http-port={port}".encode() in command:
+                return int(proc.name)
+    raise RuntimeError(f"no tritonserver on {http_url}")
+
+
+def run(*, size: str, users: int, as_json: bool, strategy: str | None = None) -> int:
+    """Measure both designs and print one JSON line last."""
+    from avatar.adapter_format import ADAPTER_WEIGHTS
+    from avatar.diffusion.base_model import resolve_base_model
+
+    cache_dir = Path(os.environ.get("AVATAR_CACHE_DIR", Path.home() / ".cache" / "avatar"))
+    import torch
+
+    # A few small steps are enough for cold start and memory on CPU; on a GPU, SD 2.1 runs at its real size.
+    on_gpu = torch.cuda.is_available() and size == "sd21"
+    side = 512 if on_gpu else 64
+    steps = 20 if on_gpu else (4 if size == "tiny" else 2)
+    request = GenerationRequest(prompt="a portrait photo", seed=7, steps=steps, width=side, height=side)
+    env = {"AVATAR_BATCH_STRATEGY": strategy} if strategy else {}
+    with tempfile.TemporaryDirectory() as scratch:
+        archives = make_adapters(users, base_model=size, cache_dir=cache_dir, out=Path(scratch))
+        weights = resolve_base_model(size, cache_dir=cache_dir).folder
+        adapter_mb = (Path(scratch) / "adapter-0" / ADAPTER_WEIGHTS).stat().st_size / 1e6
+        ours = _measure_design(
+            archives,
+            base_model=size,
+            weights=weights,
+            cache_dir=cache_dir,
+            request=request,
+            env=env,
+            shared=True,
+            throughput=True,
+        )
+        if not as_json:
+            print(f"ours: {json.dumps(ours)}")
+        reference = _measure_design(
+            archives,
+            base_model=size,
+            weights=weights,
+            cache_dir=cache_dir,
+            request=request,
+            env=env | REFERENCE_ENV,
+            shared=False,
+            throughput=False,
+        )
+        if not as_json:
+            print(f"reference: {json.dumps(reference)}")
+    summary = {
+        "size": size,
+        "users": users,
+        "steps": steps,
+        "image_side": side,
+        "batch_strategy": strategy or "mixed",
+        "adapter_file_mb": round(adapter_mb, 2),
+        "cold_start_overhead_s": ours["cold_start_overhead_s"],
+        "reference_cold_start_overhead_s": reference["cold_start_overhead_s"],
+        "cold_start_ratio": round(ours["cold_start_overhead_s"] / reference["cold_start_overhead_s"], 3),
+        "memory_per_resident_user_mb": ours["memory_per_resident_user_mb"],
+        "reference_memory_per_resident_user_mb": reference["memory_per_resident_user_mb"],
+        "mixed_users_throughput_ratio": ours["mixed_users_throughput_ratio"],
+        "ours": ours,
+        "reference": reference,
+        "machine": machine(),
+    }
+    print(json.dumps(summary))
+    return 0

@@ -1,0 +1,276 @@
+"""Serving against a real Triton server with the tiny base: generate handler -> sagemaker-runtime -> local
+multi-model endpoint -> Triton (shared base + per-user models over BLS) -> images in S3 (moto) -> presigned URLs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from avatar.aws.dynamodb import AvatarTable
+from avatar.keys import model_artifact_key
+from avatar.local.event_sources import LambdaContextStub
+from avatar.local.multi_model_endpoint import MultiModelRouter, local_multi_model_endpoint
+from avatar.local.serving import LocalServing, local_serving
+from avatar.local.stack import IntakeStack, http_api_event
+from avatar.model import ModelState, ModelVersion
+from avatar.serving.benchmark import make_adapters
+from avatar.serving.generation import GenerationRequest
+from services.generate import dependencies
+
+pytestmark = pytest.mark.slow
+
+USERS = 10
+
+
+@pytest.fixture(scope="module")
+def user_models(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Ten users' per-user model archives, each from its own (short) training run."""
+    return make_adapters(USERS, base_model="tiny", cache_dir=cache_dir, out=tmp_path_factory.mktemp("users"))
+
+
+@pytest.fixture(scope="module")
+def serving(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServing]:
+    """A real Triton server with the shared base loaded, as the endpoint's container starts."""
+    import tritonclient.http as httpclient
+
+    with local_serving(tmp_path_factory.mktemp("triton"), cache_dir=cache_dir) as running:
+        client = httpclient.InferenceServerClient(running.server.http_url, network_timeout=300)
+        client.load_model("avatar_base")
+        client.close()
+        yield running
+
+
+@dataclass
+class GenerateStack:
+    """The intake resources, the users' models in S3 and the generate function wired to the local endpoint."""
+
+    intake: IntakeStack
+    router: MultiModelRouter
+    table: AvatarTable
+
+    def ready_user(self, user: str, archive: Path, version: int = 1) -> str:
+        """Upload `archive` as the user's model version and point the user at it, as the notifier will."""
+        key = model_artifact_key(user, f"{version:06d}")
+        self.intake.s3.put_object(Bucket=self.intake.bucket, Key=key, Body=archive.read_bytes())
+        now = datetime.now(UTC)
+        self.table.ensure_user(user, now)
+        for state in (ModelState.QUEUED, ModelState.TRAINING, ModelState.READY):
+            profile = self.table.get_profile(user)
+            assert profile is not None
+            extra = {"current_version": version} if state is ModelState.READY else {}
+            self.table.transition_model(user, state, expected_revision=profile.revision, now=now, **extra)
+        self.table.record_model_version(
+            ModelVersion(user_id=user, version=version, job_id=f"job{version}", artifact_key=key, created_at=now)
+        )
+        return key
+
+    def generate(self, user: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """POST /v1/avatars through the generate Lambda handler."""
+        from services.generate import api
+
+        response = api.handler(
+            http_api_event("POST", "/v1/avatars", user=user, body=body), LambdaContextStub("GenerateApiFunction")
+        )
+        return int(response["statusCode"]), json.loads(response["body"]), response.get("headers") or {}
+
+
+@pytest.fixture
+def stack(intake_stack: IntakeStack, serving: LocalServing) -> Iterator[GenerateStack]:
+    os.environ.update(intake_stack.stack.function_environment("GenerateApiFunction"))
+    os.environ["RETRY_BUDGET_SECONDS"] = "3"
+    router = MultiModelRouter(
+        triton_url=serving.server.http_url,
+        repository=serving.server.repository,
+        s3=intake_stack.s3,
+        bucket=intake_stack.bucket,
+        prefix="models/",
+        max_models=USERS + 2,
+    )
+    with local_multi_model_endpoint(router) as endpoint:
+        os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = endpoint
+        dependencies.reset()
+        table = AvatarTable(intake_stack.dynamodb, os.environ["TABLE_NAME"])
+        yield GenerateStack(intake=intake_stack, router=router, table=table)
+    os.environ.pop("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", None)
+    dependencies.reset()
+
+
+def _pixels(url: str) -> np.ndarray:
+    response = requests.get(url, timeout=30)
+    assert response.status_code == 200
+    return np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"), dtype=np.int16)
+
+
+SMALL = {"steps": 3, "width": 64, "height": 64}
+
+
+def test_a_ready_user_gets_avatars_as_presigned_urls(stack: GenerateStack, user_models: list[Path]):
+    stack.ready_user("alice", user_models[0])
+
+    status, body, _ = stack.generate(
+        "alice", {"prompt": "<<TOK>> as an astronaut", "seed": 42, "num_images": 2, **SMALL}
+    )
+
+    assert status == 200, body
+    assert [image["seed"] for image in body["images"]] == [42, 43]
+    for image in body["images"]:
+        assert _pixels(image["url"]).shape == (64, 64, 3)
+    stored = stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/alice/")
+    assert stored["KeyCount"] == 2
+
+
+def test_adapters_switch_per_user_on_the_one_base(stack: GenerateStack, user_models: list[Path]):
+    stack.ready_user("alice", user_models[0])
+    stack.ready_user("bob", user_models[1])
+    request = {"prompt": "a portrait", "seed": 7, **SMALL}
+
+    alice = _pixels(stack.generate("alice", request)[1]["images"][0]["url"])
+    bob = _pixels(stack.generate("bob", request)[1]["images"][0]["url"])
+    alice_again = _pixels(stack.generate("alice", request)[1]["images"][0]["url"])
+
+    assert np.abs(alice - bob).mean() > 0  # same seed and prompt, another user's adapter: another image
+    assert np.array_equal(alice, alice_again)  # the same user's adapter is back after bob's
+    assert sorted(stack.router.loaded) == sorted(["alice/000001.tar.gz", "bob/000001.tar.gz"])
+
+
+def test_unknown_user_or_no_model_is_a_conflict_with_the_state(stack: GenerateStack):
+    stack.table.ensure_user("carol", datetime.now(UTC))
+
+    unknown = stack.generate("nobody", {"prompt": "x"})
+    collecting = stack.generate("carol", {"prompt": "x"})
+
+    assert unknown[0] == 409 and unknown[1]["error"]["model_state"] is None
+    assert collecting[0] == 409 and collecting[1]["error"]["model_state"] == "COLLECTING"
+    assert stack.generate(None, {"prompt": "x"})[0] == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"prompt": ""},
+        {"prompt": "x" * 501},
+        {"prompt": "x", "steps": 0},
+        {"prompt": "x", "steps": 101},
+        {"prompt": "x", "guidance_scale": 21},
+        {"prompt": "x", "num_images": 5},
+        {"prompt": "x", "width": 100},
+        {"prompt": "x", "height": 2048},
+        {"prompt": "x", "unexpected": 1},
+    ],
+)
+def test_invalid_arguments_are_refused_with_422(stack: GenerateStack, body: dict[str, Any]):
+    status, answer, _ = stack.generate("alice", body)
+
+    assert status == 422
+    assert answer["error"]["code"] == "invalid_request" and answer["error"]["details"]
+
+
+def _tampered(archive: Path, how: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(archive) as source, tarfile.open(fileobj=buffer, mode="w:gz") as out:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else b""
+            name = member.name
+            if how == "traversal" and name.endswith("model.py"):
+                member = tarfile.TarInfo(name.split("/")[0] + "/../../escaped.py")
+            if how == "missing" and name.endswith(".safetensors"):
+                continue
+            if how == "wrong-base" and name.endswith("metadata.json"):
+                data = json.dumps(json.loads(data) | {"base_model_sha256": "0" * 64}).encode()
+            if how == "corrupt" and name.endswith(".safetensors"):
+                data = data[: len(data) // 2]
+            member.size = len(data)
+            out.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [
+        ("traversal", "refusing archive member"),
+        ("missing", "has no pytorch_lora_weights.safetensors"),
+        ("wrong-base", "was trained on base 000000000000"),
+        ("corrupt", "truncated"),
+    ],
+)
+def test_a_tampered_artifact_is_refused_at_load_with_the_reason(
+    stack: GenerateStack, user_models: list[Path], tmp_path: Path, how: str, reason: str
+):
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(_tampered(user_models[2], how))
+    stack.ready_user("mallory", bad)
+
+    status, body, _ = stack.generate("mallory", {"prompt": "x", **SMALL})
+
+    assert status == 502
+    assert reason in body["error"]["message"]
+    assert not (stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/").get("KeyCount"))
+    assert "mallory/000001.tar.gz" not in stack.router.loaded
+
+
+def test_the_endpoint_down_is_503_with_retry_after(stack: GenerateStack, user_models: list[Path]):
+    stack.ready_user("alice", user_models[0])
+    os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = "http://127.0.0.1:9"  # nothing listens there
+    dependencies.reset()
+
+    status, body, headers = stack.generate("alice", {"prompt": "x", **SMALL})
+
+    assert status == 503
+    assert body["error"]["code"] == "serving_unavailable"
+    assert int(headers["Retry-After"]) > 0
+
+
+def test_fifty_concurrent_requests_across_ten_users_all_complete(stack: GenerateStack, user_models: list[Path]):
+    users = [f"user{i}" for i in range(USERS)]
+    for user, archive in zip(users, user_models, strict=True):
+        stack.ready_user(user, archive)
+    calls = [
+        (users[i % USERS], {"prompt": f"portrait {i}", "seed": i, "steps": 2, "width": 64, "height": 64})
+        for i in range(50)
+    ]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda call: stack.generate(*call), calls))
+
+    assert [status for status, _, _ in answers] == [200] * 50
+    assert [body["images"][0]["seed"] for _, body, _ in answers] == list(range(50))
+    stored = stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/", MaxKeys=1000)
+    assert stored["KeyCount"] == 50
+
+
+def test_a_user_model_without_the_shared_base_falls_back_to_its_own_pipeline(
+    cache_dir: Path, user_models: list[Path], tmp_path: Path
+):
+    with local_serving(tmp_path, cache_dir=cache_dir, env={"AVATAR_BASE_MODEL_NAME": "absent"}) as alone:
+        name = alone.add_model(user_models[0])
+        images = alone.generate(name, GenerationRequest(prompt="x", seed=1, steps=2, width=64, height=64))
+
+        assert len(images) == 1 and Image.open(io.BytesIO(images[0].png)).size == (64, 64)
+        assert "SHARED BASE 'absent' UNAVAILABLE" in alone.server.log.read_text()
+
+
+def test_a_bad_request_fails_alone_not_its_batch(serving: LocalServing, user_models: list[Path]):
+    from tritonclient.utils import InferenceServerException
+
+    name = serving.add_model(user_models[3])
+    good = GenerationRequest(prompt="x", seed=1, steps=2, width=64, height=64)
+    bad = good.model_copy(update={"steps": 0})  # skips the API's validation: the model must refuse it itself
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(serving.generate, name, request) for request in (good, bad, good, good)]
+    with pytest.raises(InferenceServerException, match="invalid request"):
+        futures[1].result()
+    assert [len(futures[i].result()) for i in (0, 2, 3)] == [1, 1, 1]
