@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup lint format test demo bench bench-size bench-training bench-training-sd21 clean
+.PHONY: setup lint format test demo bench bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,18 @@ bench-training: setup
 # 512 px and 30 steps on a GPU; 128 px and 6 steps on CPU.
 bench-training-sd21: setup
 	$(BIN)/avatar bench training --size sd21
+
+# Our serving design (shared base, thin per-user models) against the reference (a pipeline per user), in real Triton:
+# cold start, memory per resident user and mixed-user throughput. Tiny with 8 users; SD 2.1 (random weights), 2 users.
+bench-serving: setup
+	$(BIN)/avatar bench serving --size tiny --users 8
+
+bench-serving-sd21: setup
+	$(BIN)/avatar bench serving --size sd21 --users 2
+
+# The local Triton server with the shared tiny base (add --model DIR_OR_TAR to the command to load users' models).
+serve: setup
+	$(BIN)/avatar serve
 
 # `sam build` runs this for the zip functions (Metadata: BuildMethod: makefile).
 build-UploadApiFunction:

@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from avatar.serving.generation import GenerationRequest
 
 IMAGE_SUFFIXES = {
     ".jpg",
@@ -174,10 +178,77 @@ def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
     return bench.run(args.what, as_json=args.json)
 
 
-def _openapi(_: argparse.Namespace, __: argparse.ArgumentParser) -> int:
-    from services.upload.api import app
+def _openapi(args: argparse.Namespace, __: argparse.ArgumentParser) -> int:
+    if args.service == "generate":
+        from services.generate.api import app
+    else:
+        from services.upload.api import app
 
     print(app.get_openapi_json_schema(title="Avatar API", version="1"))
+    return 0
+
+
+def _generation_request(args: argparse.Namespace, parser: argparse.ArgumentParser) -> GenerationRequest:
+    from pydantic import ValidationError
+
+    from avatar.serving.generation import GenerationRequest
+
+    fields = {
+        name: getattr(args, name)
+        for name in ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
+        if getattr(args, name) is not None
+    }
+    try:
+        return GenerationRequest.model_validate(fields)
+    except ValidationError as exc:
+        parser.error(str(exc))
+
+
+def _generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import tempfile
+
+    from avatar.local.serving import local_serving
+
+    request = _generation_request(args, parser)
+    model = Path(args.model)
+    if not model.exists():
+        parser.error(f"no such model: {model}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory() as work,
+        local_serving(Path(work), cache_dir=_cache_dir(), base_model=args.base_model) as serving,
+    ):
+        name = serving.add_model(model)
+        for index, image in enumerate(serving.generate(name, request)):
+            path = out / f"{index}-{image.seed}.png"
+            path.write_bytes(image.png)
+            print(path)
+    return 0
+
+
+def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import tempfile
+    import threading
+
+    import tritonclient.http as httpclient
+
+    from avatar.local.serving import local_serving
+
+    with (
+        tempfile.TemporaryDirectory() as work,
+        local_serving(Path(work), cache_dir=_cache_dir(), base_model=args.base_model) as serving,
+    ):
+        client = httpclient.InferenceServerClient(serving.server.http_url, network_timeout=900)
+        client.load_model("avatar_base")  # the container's preload: the shared base is ready before any user
+        client.close()
+        names = [serving.add_model(Path(model)) for model in args.model]
+        print(f"Triton (HTTP/KServe v2) at http://{serving.server.http_url}; models: {', '.join(names) or 'none yet'}")
+        print(f"log: {serving.server.log}; Ctrl-C stops it", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            print("stopping")
     return 0
 
 
@@ -232,8 +303,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--strategy", choices=["mixed", "grouped"], help="serving: how a batch of users is run")
     bench.set_defaults(run=_bench)
 
-    openapi = commands.add_parser("openapi", help="print the upload API's OpenAPI document")
+    openapi = commands.add_parser("openapi", help="print an API's OpenAPI document")
+    openapi.add_argument("--service", choices=["upload", "generate"], default="upload")
     openapi.set_defaults(run=_openapi)
+
+    serve = commands.add_parser("serve", help="run the local Triton server with the shared base (and given models)")
+    serve.add_argument("--base-model", default="tiny", help="tiny | sd21 | a diffusers folder | s3://bucket/prefix")
+    serve.add_argument("--model", action="append", default=[], help="a per-user model (.tar.gz or adapter folder)")
+    serve.set_defaults(run=_serve)
+
+    generate = commands.add_parser("generate", help="generate avatars with a trained model on the local server")
+    generate.add_argument("--model", required=True, help="model.tar.gz from `avatar train`, or its adapter/ folder")
+    generate.add_argument("--prompt", required=True, help="put <<TOK>> where the person goes (else it is prepended)")
+    generate.add_argument("--out", required=True, help="folder for the PNGs (named <index>-<seed>.png)")
+    generate.add_argument("--base-model", default="tiny", help="the base the model was trained on")
+    generate.add_argument("--negative-prompt")
+    generate.add_argument("--seed", type=int)
+    generate.add_argument("--steps", type=int)
+    generate.add_argument("--guidance-scale", type=float)
+    generate.add_argument("--width", type=int)
+    generate.add_argument("--height", type=int)
+    generate.add_argument("--num-images", type=int)
+    generate.set_defaults(run=_generate)
     return parser
 
 

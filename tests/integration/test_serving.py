@@ -221,16 +221,43 @@ def test_a_tampered_artifact_is_refused_at_load_with_the_reason(
     assert "mallory/000001.tar.gz" not in stack.router.loaded
 
 
-def test_the_endpoint_down_is_503_with_retry_after(stack: GenerateStack, user_models: list[Path]):
+@pytest.mark.parametrize("down", ["endpoint", "triton"])
+def test_serving_down_is_503_with_retry_after(stack: GenerateStack, user_models: list[Path], down: str):
     stack.ready_user("alice", user_models[0])
-    os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = "http://127.0.0.1:9"  # nothing listens there
-    dependencies.reset()
+    if down == "endpoint":  # sagemaker-runtime unreachable
+        os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = "http://127.0.0.1:9"
+        dependencies.reset()
+    else:  # the endpoint answers, the model server behind it does not
+        stack.router._triton = "http://127.0.0.1:9"
 
     status, body, headers = stack.generate("alice", {"prompt": "x", **SMALL})
 
     assert status == 503
     assert body["error"]["code"] == "serving_unavailable"
     assert int(headers["Retry-After"]) > 0
+    assert not stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/").get("KeyCount")
+
+
+def test_a_model_still_loading_is_retried_until_it_answers(stack: GenerateStack, user_models: list[Path]):
+    stack.ready_user("dora", user_models[4])
+    stack.router._load_wait = 0.0  # a second caller is told ModelNotReadyException at once, as SageMaker does
+
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda seed: stack.generate("dora", {"prompt": "x", "seed": seed, **SMALL}), [1, 2, 3]))
+
+    assert [status for status, _, _ in answers] == [200, 200, 200]
+    assert stack.router.not_ready_answers >= 1
+
+
+def test_the_endpoint_unloads_the_least_recently_used_models(stack: GenerateStack, user_models: list[Path]):
+    stack.router._max_models = 2
+    for index, user in enumerate(["ann", "ben", "cid"]):
+        stack.ready_user(user, user_models[5 + index])
+        assert stack.generate(user, {"prompt": "x", **SMALL})[0] == 200
+
+    assert stack.router.loaded == ["ben/000001.tar.gz", "cid/000001.tar.gz"]
+    assert stack.generate("ann", {"prompt": "x", **SMALL})[0] == 200  # loaded again on demand
+    assert stack.router.loaded == ["cid/000001.tar.gz", "ann/000001.tar.gz"]
 
 
 def test_fifty_concurrent_requests_across_ten_users_all_complete(stack: GenerateStack, user_models: list[Path]):
@@ -274,3 +301,68 @@ def test_a_bad_request_fails_alone_not_its_batch(serving: LocalServing, user_mod
     with pytest.raises(InferenceServerException, match="invalid request"):
         futures[1].result()
     assert [len(futures[i].result()) for i in (0, 2, 3)] == [1, 1, 1]
+
+
+def _adapter_dirs(user_models: list[Path], tmp_path: Path, count: int) -> list[Path]:
+    from avatar.training.artifact import extract_user_model
+
+    return [extract_user_model(archive, tmp_path) / "1" / "adapter" for archive in user_models[:count]]
+
+
+def test_mixed_batches_and_reused_slots_make_the_same_images_as_one_user_at_a_time(
+    cache_dir: Path, user_models: list[Path], tmp_path: Path
+):
+    from avatar.serving.shared_base import AdapterRequest, SharedBase
+
+    folders = _adapter_dirs(user_models, tmp_path, 3)
+    request = GenerationRequest(prompt="a portrait", seed=5, steps=2, width=64, height=64)
+    roomy = SharedBase.load("tiny", cache_dir=cache_dir, strategy="mixed")
+    tight = SharedBase.load("tiny", cache_dir=cache_dir, strategy="grouped", max_adapters=1)
+
+    mixed = roomy.generate_batch([AdapterRequest(roomy.open_adapter(folder), request) for folder in folders])
+    alone = [tight.generate_batch([AdapterRequest(tight.open_adapter(folder), request)])[0] for folder in folders]
+    again = tight.generate_batch([AdapterRequest(tight.open_adapter(folders[0]), request)])[0]
+
+    pixels = [[np.asarray(Image.open(io.BytesIO(image.png)), dtype=np.int16) for image in answer] for answer in mixed]
+    expected = [[np.asarray(Image.open(io.BytesIO(i.png)), dtype=np.int16) for i in answer] for answer in alone]
+    for got, want in zip(pixels, expected, strict=True):
+        assert np.abs(got[0] - want[0]).max() <= 1  # same image (batched float math may differ by a rounding step)
+    assert np.abs(pixels[0][0] - pixels[1][0]).mean() > 0
+    assert again[0].png == alone[0][0].png  # the slot was reused for user 2 and 3, then user 1 came back intact
+    assert (tight.adapters.loads, tight.adapters.evictions) == (4, 3)
+    assert tight.slot(tight.adapters.resident[0]) == "slot1"  # one set of LoRA layers, weights swapped in place
+
+
+def test_avatar_generate_writes_pngs_from_a_trained_model(cache_dir: Path, user_models: list[Path], tmp_path: Path):
+    from avatar.cli import main
+
+    os.environ["AVATAR_CACHE_DIR"] = str(cache_dir)
+    try:
+        code = main(
+            [
+                "generate",
+                "--model",
+                str(user_models[0]),
+                "--prompt",
+                "<<TOK>> on the moon",
+                "--out",
+                str(tmp_path),
+                "--seed",
+                "3",
+                "--steps",
+                "2",
+                "--num-images",
+                "2",
+                "--width",
+                "64",
+                "--height",
+                "64",
+            ]
+        )
+    finally:
+        os.environ.pop("AVATAR_CACHE_DIR")
+
+    assert code == 0
+    written = sorted(path.name for path in tmp_path.glob("*.png"))
+    assert written == ["0-3.png", "1-4.png"]
+    assert Image.open(tmp_path / "0-3.png").size == (64, 64)

@@ -79,6 +79,7 @@ class MultiModelRouter:
         self._prefix = prefix
         self._max_models = max_models
         self._load_wait = load_wait_seconds
+        self.not_ready_answers = 0  # how often a caller was told the model is still loading
         self._models: OrderedDict[str, _Loaded] = OrderedDict()
         self._lock = threading.Lock()
         self._http = requests.Session()
@@ -114,6 +115,7 @@ class MultiModelRouter:
             self._models.move_to_end(target_model)
         # Concurrent first requests wait for the one load, as long as SageMaker would before ModelNotReadyException.
         if not model.lock.acquire(timeout=self._load_wait):
+            self.not_ready_answers += 1
             raise EndpointError(429, "ModelNotReadyException", f"model {target_model} is still loading")
         try:
             if not model.ready:

@@ -116,6 +116,7 @@ def triton_server(
         "--allow-metrics=false",
         "--log-verbose=0",
         "--exit-timeout-secs=5",
+        "--disable-auto-complete-config",
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=environment, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603

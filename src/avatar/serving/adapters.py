@@ -32,8 +32,11 @@ class Adapter:
     size_bytes: int
 
 
-def open_adapter(directory: Path, *, base_sha256: str) -> Adapter:
-    """Check an adapter folder (weights, metadata, base hash); raises AdapterRefused with the reason."""
+def check_adapter(directory: Path, *, base_sha256: str) -> tuple[str, int]:
+    """Check an adapter folder (weights, metadata, base hash) without loading it; returns (token, weights bytes).
+
+    Raises AdapterRefused with the reason. Reads the weights' header, not the tensors: cheap enough for model load.
+    """
     weights, metadata_file = directory / ADAPTER_WEIGHTS, directory / METADATA_NAME
     for required in (weights, metadata_file):
         if not required.is_file() or required.is_symlink():
@@ -47,26 +50,31 @@ def open_adapter(directory: Path, *, base_sha256: str) -> Adapter:
         raise AdapterRefused(
             f"adapter {directory} was trained on base {trained_on[:12]}, this server runs base {base_sha256[:12]}"
         )
-    data = weights.read_bytes()
-    _check_safetensors(data, weights)
-    digest = hashlib.sha256(data).hexdigest()
-    return Adapter(adapter_id=f"a{digest[:20]}", directory=directory, token=token, size_bytes=weights.stat().st_size)
+    size = weights.stat().st_size
+    with weights.open("rb") as handle:
+        head = handle.read(8)
+        header_length = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        header = handle.read(header_length) if 0 < header_length < 100 * 1024 * 1024 else b""
+    _check_safetensors(header_length, header, size, weights)
+    return token, size
 
 
-def _check_safetensors(data: bytes, path: Path) -> None:
-    """The safetensors layout (u64 header length, JSON header, tensor bytes that add up), read without torch."""
+def open_adapter(directory: Path, *, base_sha256: str) -> Adapter:
+    """Check an adapter folder and name it by the content of its weights."""
+    token, size = check_adapter(directory, base_sha256=base_sha256)
+    digest = hashlib.sha256((directory / ADAPTER_WEIGHTS).read_bytes()).hexdigest()
+    return Adapter(adapter_id=f"a{digest[:20]}", directory=directory, token=token, size_bytes=size)
+
+
+def _check_safetensors(header_length: int, header: bytes, size: int, path: Path) -> None:
+    """The safetensors layout: u64 header length, JSON header, then tensor bytes that add up to the file size."""
     try:
-        header_length = struct.unpack("<Q", data[:8])[0]
-        header = json.loads(data[8 : 8 + header_length])
-        end = max(
-            (int(entry["data_offsets"][1]) for name, entry in header.items() if name != "__metadata__"), default=0
-        )
-    except (struct.error, ValueError, KeyError, TypeError, IndexError) as exc:
+        entries = json.loads(header)
+        end = max((int(e["data_offsets"][1]) for name, e in entries.items() if name != "__metadata__"), default=0)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise AdapterRefused(f"{path} is not a safetensors file: {exc}") from exc
-    if not header or 8 + header_length + end != len(data):
-        raise AdapterRefused(
-            f"{path} is truncated or padded ({len(data)} bytes, header says {8 + header_length + end})"
-        )
+    if not entries or 8 + header_length + end != size:
+        raise AdapterRefused(f"{path} is truncated or padded ({size} bytes, header says {8 + header_length + end})")
 
 
 SHARED_BASE_RECORD = "shared-base.json"

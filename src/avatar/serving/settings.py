@@ -21,6 +21,8 @@ class ServingSettings(BaseSettings):
     max_adapters: int = Field(32, ge=1)
     max_adapter_mb: int = Field(2048, ge=1)
     batch_strategy: Literal["mixed", "grouped"] = "mixed"
+    # LoRA rank of the reusable adapter slots (the training default); 0 turns slot reuse (hot-swapping) off.
+    hotswap_rank: int = Field(16, ge=0)
     execution_env: str | None = None  # a conda-pack archive (folder or s3://) the setup model unpacks once
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -75,11 +76,24 @@ class SharedBase:
         max_adapters: int = 32,
         max_adapter_bytes: int = 2 * 1024**3,
         strategy: BatchStrategy = "mixed",
+        hotswap_rank: int | None = 16,
+        spare_slots: int = 1,
     ) -> None:
         self.pipeline = pipeline
         self.base_sha256 = base_sha256
         self.strategy = strategy
         self.adapters = AdapterCache(self, max_adapters=max_adapters, max_bytes=max_adapter_bytes)
+        # LoRA slots: an evicted adapter's layers are kept and the next adapter's weights are copied into them
+        # (diffusers' hotswap, ~0.04 s at SD 2.1 on CPU) instead of building new layers (~0.2 s).
+        self._slots: dict[str, str] = {}  # adapter id -> PEFT adapter name
+        self._free_slots: list[str] = []
+        self._slot_count = 0
+        self._hotswap_rank = hotswap_rank
+        self._spare_slots = spare_slots if hotswap_rank is not None else 0
+        self._blank: Path | None = None
+        self._lock = threading.RLock()  # generation and slot changes never overlap
+        if hotswap_rank is not None:
+            pipeline.enable_lora_hotswap(target_rank=hotswap_rank)  # before the first adapter is loaded
 
     @classmethod
     def load(cls, base_model: str, *, cache_dir: Path, **options: Any) -> SharedBase:
@@ -91,6 +105,7 @@ class SharedBase:
         pipeline = base.load(dtype=torch.float16 if device == "cuda" else torch.float32, device=device)
         pipeline.set_progress_bar_config(disable=True)
         shared = cls(pipeline, base_sha256=base.sha256, **options)
+        shared.replenish_slots()
         shared.warm_up()
         publish_base(cache_dir, spec=base_model, sha256=base.sha256)
         return shared
@@ -102,20 +117,96 @@ class SharedBase:
     def open_adapter(self, directory: Path) -> Adapter:
         """Check an adapter folder against this base (raises AdapterRefused) and load it into the cache."""
         adapter = open_adapter(directory, base_sha256=self.base_sha256)
-        self.adapters.ensure(adapter)
+        with self._lock:
+            self.adapters.ensure(adapter)
         return adapter
+
+    @property
+    def needs_slots(self) -> bool:
+        """Fewer spare slots than wanted, and room for another."""
+        total = len(self._slots) + len(self._free_slots)
+        return len(self._free_slots) < self._spare_slots and total < self.adapters.max_adapters
+
+    def replenish_slots(self) -> None:
+        """Keep `spare_slots` empty LoRA slots ready, so a new user's adapter is copied in rather than built.
+
+        The Triton model calls it in the background after answering a batch (the pipeline lock keeps it apart from
+        generation)."""
+        with self._lock:
+            self._replenish_slots()
+
+    def _replenish_slots(self) -> None:
+        while self.needs_slots:
+            self._slot_count += 1
+            slot = f"slot{self._slot_count}"
+            self.pipeline.load_lora_weights(self._blank_adapter(), weight_name=ADAPTER_WEIGHTS, adapter_name=slot)
+            self._free_slots.append(slot)
+
+    def _blank_adapter(self) -> Path:
+        """An adapter in the trainer's layout whose B matrices are zero (it changes nothing): the mould of a slot."""
+        if self._blank is None:
+            import tempfile
+
+            from diffusers import StableDiffusionPipeline
+            from diffusers.utils import convert_state_dict_to_diffusers
+            from peft import LoraConfig
+            from peft.utils import get_peft_model_state_dict
+
+            from avatar.training.trainer import UNET_TARGETS
+
+            rank = self._hotswap_rank or 16
+            config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=UNET_TARGETS)
+            unet = self.pipeline.unet
+            unet.add_adapter(config, adapter_name="blank")
+            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name="blank"))
+            unet.delete_adapters("blank")
+            self._blank = Path(tempfile.mkdtemp(prefix="blank-adapter-"))
+            StableDiffusionPipeline.save_lora_weights(
+                self._blank,
+                unet_lora_layers=layers,
+                weight_name=ADAPTER_WEIGHTS,
+                unet_lora_adapter_metadata=config.to_dict(),
+            )
+        return self._blank
+
+    def slot(self, adapter_id: str) -> str:
+        """The PEFT adapter name a loaded adapter runs under."""
+        return self._slots[adapter_id]
 
     # AdapterHost
     def load_adapter(self, adapter: Adapter) -> None:
-        """Load the adapter's LoRA weights next to the others (the base weights stay as they are)."""
-        self.pipeline.load_lora_weights(adapter.directory, weight_name=ADAPTER_WEIGHTS, adapter_name=adapter.adapter_id)
+        """Load the adapter's LoRA weights into a free slot, or into new layers (the base weights stay as they are)."""
+        while self._free_slots:
+            slot = self._free_slots.pop()
+            try:
+                self.pipeline.load_lora_weights(
+                    adapter.directory, weight_name=ADAPTER_WEIGHTS, adapter_name=slot, hotswap=True
+                )
+            except Exception:  # another rank, other target modules or a text-encoder part: not swappable here
+                logger.info("adapter %s cannot be hot-swapped into %s; loading it into new layers", adapter, slot)
+                self.pipeline.delete_adapters(slot)
+                continue
+            self._slots[adapter.adapter_id] = slot
+            return
+        self._slot_count += 1
+        slot = f"slot{self._slot_count}"
+        self.pipeline.load_lora_weights(adapter.directory, weight_name=ADAPTER_WEIGHTS, adapter_name=slot)
+        self._slots[adapter.adapter_id] = slot
 
     def unload_adapter(self, adapter_id: str) -> None:
-        """Drop an adapter's LoRA weights."""
-        self.pipeline.delete_adapters(adapter_id)
+        """Free the adapter's slot: kept for the next adapter when slots are hot-swapped, else deleted."""
+        slot = self._slots.pop(adapter_id)
+        if self._hotswap_rank is not None:
+            self._free_slots.append(slot)
+        else:
+            self.pipeline.delete_adapters(slot)
 
     def generate_batch(self, items: Sequence[AdapterRequest]) -> list[list[GeneratedImage] | Exception]:
         """Answer each item with its images or its own error; one failing group never fails the others."""
+        with self._lock:
+            return self._generate_batch(items)
+
+    def _generate_batch(self, items: Sequence[AdapterRequest]) -> list[list[GeneratedImage] | Exception]:
         results: list[list[GeneratedImage] | Exception] = [RuntimeError("not answered")] * len(items)
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for index, item in enumerate(items):
@@ -153,10 +244,10 @@ class SharedBase:
         return chunks
 
     def _run(self, chunk: list[AdapterRequest]) -> list[list[GeneratedImage]]:
-        adapter_ids = [item.adapter.adapter_id for item in chunk]
-        keep = frozenset(adapter_ids)
+        keep = frozenset(item.adapter.adapter_id for item in chunk)
         for item in chunk:
             self.adapters.ensure(item.adapter, keep=keep)
+        adapter_ids = [self.slot(item.adapter.adapter_id) for item in chunk]
         requests = [
             item.request.model_copy(update={"prompt": personalize(item.request.prompt, item.adapter.token)})
             for item in chunk

@@ -7,6 +7,7 @@ with a prompt it generates. Every request gets its own answer or its own error.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ class TritonPythonModel:
             max_adapters=settings.max_adapters,
             max_adapter_bytes=settings.max_adapter_mb * 1024 * 1024,
             strategy=settings.batch_strategy,
+            hotswap_rank=settings.hotswap_rank or None,
         )
         self._opened: dict[Path, Adapter] = {}  # checked once per folder; the cache may still evict its weights
 
@@ -80,4 +82,6 @@ class TritonPythonModel:
                     pb_utils.Tensor("seeds", np.array([[image.seed for image in answer]], dtype=np.int64)),
                 ]
             )
+        if self._base.needs_slots:  # after this batch is answered, not on its critical path
+            threading.Thread(target=self._base.replenish_slots, name="spare-slots", daemon=True).start()
         return responses

@@ -37,7 +37,8 @@ class TritonPythonModel:
     def initialize(self, args: dict[str, Any]) -> None:
         self._logger = pb_utils.Logger
         self._name = args["model_name"]
-        self._adapter = Path(args["model_repository"]) / args["model_version"] / "adapter"
+        self._repository = args["model_repository"]  # this model's folder
+        self._adapter = Path(self._repository) / args["model_version"] / "adapter"
         self._private: Any = None
         try:
             self._ensure_base()
@@ -52,19 +53,25 @@ class TritonPythonModel:
             settings = get_settings()
             self._private = UserModel.load(self._adapter, cache_dir=settings.cache_dir, base_model=settings.base_model)
             return
-        from avatar.serving.adapters import open_adapter, published_base  # stdlib only: a resident user stays small
+        from avatar.serving.adapters import check_adapter, published_base  # stdlib only: a resident user stays small
 
-        # Raises AdapterRefused (missing files, unreadable metadata, another base): the load fails with the reason.
-        open_adapter(self._adapter, base_sha256=published_base(CACHE_DIR))
+        # Raises AdapterRefused (missing files, unreadable metadata or weights, another base): the load fails with
+        # the reason.
+        check_adapter(self._adapter, base_sha256=published_base(CACHE_DIR))
 
-    @staticmethod
-    def _ensure_base() -> None:
-        """Load the shared base unless it is loaded already."""
-        if not pb_utils.is_model_ready(BASE):
-            try:
-                pb_utils.load_model(BASE)
-            except Exception as exc:
-                raise BaseUnavailable(str(exc)) from exc
+    def _ensure_base(self) -> None:
+        """Load the shared base unless it is loaded already (the container preloads it; SageMaker may not have)."""
+        if pb_utils.is_model_ready(BASE):
+            return
+        # Only ask Triton for a base that is in the repository: a failed load_model from initialize can crash the
+        # stub in Triton 2.51 (seen here: boost lock_exception, the whole server aborts).
+        repository = Path(self._repository).parent
+        if not (repository / BASE / "config.pbtxt").is_file():
+            raise BaseUnavailable(f"not loaded and not in the model repository {repository}")
+        try:
+            pb_utils.load_model(BASE)
+        except Exception as exc:
+            raise BaseUnavailable(str(exc)) from exc
 
     def execute(self, requests: list[Any]) -> list[Any]:
         if self._private is not None:
