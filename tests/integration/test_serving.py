@@ -366,3 +366,23 @@ def test_avatar_generate_writes_pngs_from_a_trained_model(cache_dir: Path, user_
     written = sorted(path.name for path in tmp_path.glob("*.png"))
     assert written == ["0-3.png", "1-4.png"]
     assert Image.open(tmp_path / "0-3.png").size == (64, 64)
+
+
+def test_a_user_model_gets_the_shared_base_loaded_and_the_setup_model_is_idempotent(
+    cache_dir: Path, user_models: list[Path], tmp_path: Path
+):
+    import tritonclient.http as httpclient
+
+    with local_serving(tmp_path, cache_dir=cache_dir) as fresh:
+        client = httpclient.InferenceServerClient(fresh.server.http_url, network_timeout=300)
+        assert not client.is_model_ready("avatar_base")
+
+        name = fresh.add_model(user_models[0])  # as SageMaker loads a TargetModel on a container without the base
+
+        assert client.is_model_ready("avatar_base")
+        assert len(fresh.generate(name, GenerationRequest(prompt="x", seed=1, steps=2, width=64, height=64))) == 1
+        client.load_model("avatar_setup")
+        first, second = (client.infer("avatar_setup", []) for _ in range(2))
+        assert first.as_numpy("base_model_sha256")[0] == second.as_numpy("base_model_sha256")[0]
+        assert Path(first.as_numpy("base_model_path")[0].decode(), "model_index.json").is_file()
+        client.close()

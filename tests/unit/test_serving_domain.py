@@ -285,3 +285,24 @@ def test_the_request_travels_in_tritons_binary_format_and_back():
     )
 
     assert [(image.png, image.seed) for image in decoded] == [(pngs[0], 3), (pngs[1], 4)]
+
+
+def test_the_execution_environment_is_unpacked_once(tmp_path: Path):
+    import io
+    import tarfile
+
+    from avatar.serving.setup import unpack_execution_env
+
+    archive = tmp_path / "env.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        data = b"#!/bin/sh\n"
+        info = tarfile.TarInfo("bin/activate")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+
+    first = unpack_execution_env(str(archive), cache_dir=tmp_path / "cache")
+    (first / "bin" / "activate").write_bytes(b"changed")  # a second call must not unpack again
+    second = unpack_execution_env(str(archive), cache_dir=tmp_path / "cache")
+
+    assert first == second
+    assert (second / "bin" / "activate").read_bytes() == b"changed"

@@ -54,6 +54,35 @@ def server_memory_mb(pid: int, weights: Path) -> float:
     return total_kb / 1024
 
 
+def gpu_memory_mb() -> float | None:
+    """Device memory in use on GPU 0 (all processes), from nvidia-smi; None without a GPU."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    answer = subprocess.run(
+        ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits", "--id=0"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return float(answer.stdout.strip()) if answer.returncode == 0 and answer.stdout.strip() else None
+
+
+def _model_process_mb(name: str, weights: Path) -> float | None:
+    """Memory of the stub process that serves Triton model `name`."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                command = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"triton_python_backend_stub" in command and f"/{name}/1/model.py".encode() in command:
+                return server_memory_mb(int(proc.name), weights)
+    return None
+
+
 def machine() -> str:
     """The machine the figures come from."""
     import torch
@@ -132,6 +161,7 @@ def _measure_design(
             client.load_model("avatar_base")
             client.close()
         memory = [server_memory_mb(pid, weights)]
+        device = [gpu_memory_mb()]
         colds, warms, names = [], [], []
         for archive in archives:
             start = time.perf_counter()
@@ -145,6 +175,7 @@ def _measure_design(
                 warm.append(time.perf_counter() - start)
             warms.append(statistics.median(warm))
             memory.append(server_memory_mb(pid, weights))
+            device.append(gpu_memory_mb())
             names.append(name)
         figures: dict[str, Any] = {
             "cold_start_s": [round(x, 3) for x in colds],
@@ -152,7 +183,15 @@ def _measure_design(
             "cold_start_overhead_s": round(statistics.median(c - w for c, w in zip(colds, warms, strict=True)), 3),
             "memory_mb": [round(m, 1) for m in memory],
             "memory_per_resident_user_mb": round((memory[-1] - memory[1]) / max(1, len(archives) - 1), 1),
+            # The part of it that is the per-user model's own process (the rest grows inside the serving pipeline).
+            "user_model_process_mb": [_round(_model_process_mb(name, weights)) for name in names],
         }
+        measured = [value for value in device if value is not None]
+        if len(measured) == len(device):
+            figures["gpu_memory_mb"] = measured
+            figures["gpu_memory_per_resident_user_mb"] = round(
+                (measured[-1] - measured[1]) / max(1, len(archives) - 1), 1
+            )
         if throughput:
             requests = [request.model_copy(update={"seed": 100 + i}) for i in range(len(names))]
             start = time.perf_counter()
@@ -169,6 +208,10 @@ def _measure_design(
                 "mixed_users_throughput_ratio": round(one_by_one / concurrent, 2),
             }
         return figures
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _server_pid(http_url: str) -> int:
@@ -242,6 +285,9 @@ def run(*, size: str, users: int, as_json: bool, strategy: str | None = None) ->
         "memory_per_resident_user_mb": ours["memory_per_resident_user_mb"],
         "reference_memory_per_resident_user_mb": reference["memory_per_resident_user_mb"],
         "mixed_users_throughput_ratio": ours["mixed_users_throughput_ratio"],
+        "user_model_process_mb": ours["user_model_process_mb"],
+        "gpu_memory_per_resident_user_mb": ours.get("gpu_memory_per_resident_user_mb"),
+        "reference_gpu_memory_per_resident_user_mb": reference.get("gpu_memory_per_resident_user_mb"),
         "ours": ours,
         "reference": reference,
         "machine": machine(),
