@@ -66,5 +66,8 @@ serve: setup
 build-UploadApiFunction:
 	$(PYTHON) -m pip install --quiet --no-compile . --target "$(ARTIFACTS_DIR)"
 
+build-GenerateApiFunction:
+	$(PYTHON) -m pip install --quiet --no-compile '.[generate]' --target "$(ARTIFACTS_DIR)"
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

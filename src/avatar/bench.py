@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-HANDLERS = ("services.upload.api", "services.upload.photo_check")
+HANDLERS = ("services.upload.api", "services.upload.photo_check", "services.generate.api")
 LAMBDA_ZIP_LIMIT_MB = 250
 
 
@@ -105,7 +105,12 @@ def import_times_ms() -> dict[str, float]:
 def lambda_sizes_mb() -> dict[str, float]:
     """Unzipped size of each function's installed package (what Lambda counts), without boto3 (in the runtime)."""
     sizes: dict[str, float] = {}
-    for function, spec in (("UploadApiFunction", "."), ("PhotoCheckFunction", ".[photos]")):
+    functions = (
+        ("UploadApiFunction", "."),
+        ("PhotoCheckFunction", ".[photos]"),
+        ("GenerateApiFunction", ".[generate]"),
+    )
+    for function, spec in functions:
         target = Path(tempfile.mkdtemp(prefix="lambda-size-"))
         try:
             subprocess.run(

@@ -306,3 +306,17 @@ def test_the_execution_environment_is_unpacked_once(tmp_path: Path):
 
     assert first == second
     assert (second / "bin" / "activate").read_bytes() == b"changed"
+
+
+def test_the_generate_function_imports_no_image_or_ml_library():
+    """Its zip carries only `.[generate]` (tritonclient, NumPy): Pillow, OpenCV or torch would fail the import."""
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, services.generate.api, avatar.aws.sagemaker_runtime; "
+        "print(sorted(m for m in ('PIL', 'cv2', 'torch', 'diffusers', 'transformers') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
+
+    assert loaded.strip() == "[]"

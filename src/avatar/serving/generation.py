@@ -1,4 +1,7 @@
-"""Generation requests and image generation with a user's adapter (used by the per-user Triton model)."""
+"""Generation requests (the API's body and the Triton inputs) and image generation on a pipeline.
+
+Imports no ML library at module level: the generate Lambda imports the request model from here.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from avatar.adapter_format import ADAPTER_WEIGHTS, METADATA_NAME
-from avatar.diffusion.base_model import resolve_base_model
 from avatar.training.options import TOKEN_PLACEHOLDER
-from avatar.training.trainer import default_device
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,9 @@ class UserModel:
         """Load the base the adapter names (or `base_model`), check the adapter against it, and load the adapter."""
         import torch
 
+        from avatar.diffusion.base_model import resolve_base_model
         from avatar.serving.adapters import AdapterRefused, open_adapter
+        from avatar.training.trainer import default_device
 
         try:
             trained_on = str(json.loads((adapter_dir / METADATA_NAME).read_text())["base_model"])
