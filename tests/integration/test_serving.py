@@ -386,3 +386,31 @@ def test_a_user_model_gets_the_shared_base_loaded_and_the_setup_model_is_idempot
         assert first.as_numpy("base_model_sha256")[0] == second.as_numpy("base_model_sha256")[0]
         assert Path(first.as_numpy("base_model_path")[0].decode(), "model_index.json").is_file()
         client.close()
+
+
+def test_avatar_serve_starts_triton_with_the_shared_base_and_stops_on_ctrl_c(cache_dir: Path, user_models: list[Path]):
+    import signal
+    import subprocess
+    import sys
+
+    import tritonclient.http as httpclient
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "avatar.cli", "serve", "--model", str(user_models[0])],
+        env=os.environ | {"AVATAR_CACHE_DIR": str(cache_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        banner = server.stdout.readline()
+        url = banner.split("http://")[1].split(";")[0]
+        client = httpclient.InferenceServerClient(url)
+
+        assert client.is_model_ready("avatar_base")
+        assert client.is_model_ready("avatar-user0-v1")
+        client.close()
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 0
