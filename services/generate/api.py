@@ -51,8 +51,10 @@ def _user_id() -> str:
 def create_avatars(request: GenerationRequest) -> AvatarsOut:
     """Generate 1-4 avatars of the user; put `<<TOK>>` where the user goes in the prompt (else it is prepended)."""
     settings = get_settings()
+    user_id = _user_id()
+    logger.append_keys(user_id=user_id)  # every log line of this request names the user
     made = avatars.create_avatars(
-        _user_id(),
+        user_id,
         request,
         request_id=app.current_event.request_context.request_id,
         registry=dependencies.model_registry(),
@@ -109,7 +111,7 @@ def route_not_found(_: Exception) -> Response[Any]:
     return _error(404, "route_not_found", "no such route")
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
     return app.resolve(event, context)
