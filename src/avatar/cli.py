@@ -228,6 +228,7 @@ def _generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import signal
     import tempfile
     import threading
 
@@ -235,6 +236,9 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     from avatar.local.serving import local_serving
 
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or `kill`: stop the server cleanly, whenever it comes
+        signal.signal(number, lambda *_: stop.set())
     with (
         tempfile.TemporaryDirectory() as work,
         local_serving(Path(work), cache_dir=_cache_dir(), base_model=args.base_model) as serving,
@@ -245,10 +249,8 @@ def _serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         names = [serving.add_model(Path(model)) for model in args.model]
         print(f"Triton (HTTP/KServe v2) at http://{serving.server.http_url}; models: {', '.join(names) or 'none yet'}")
         print(f"log: {serving.server.log}; Ctrl-C stops it", flush=True)
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopping")
+        stop.wait()
+        print("stopping", flush=True)
     return 0
 
 

@@ -261,21 +261,36 @@ def test_the_endpoint_unloads_the_least_recently_used_models(stack: GenerateStac
 
 
 def test_fifty_concurrent_requests_across_ten_users_all_complete(stack: GenerateStack, user_models: list[Path]):
+    """The generate use case with the handler's own adapters, from 16 threads at once. (The Lambda handler itself is
+    driven one event at a time, as one Lambda execution environment runs it: Powertools' resolver keeps the current
+    event in module state.)"""
+    from avatar.avatars import RetryPolicy, create_avatars
+
     users = [f"user{i}" for i in range(USERS)]
     for user, archive in zip(users, user_models, strict=True):
         stack.ready_user(user, archive)
-    calls = [
-        (users[i % USERS], {"prompt": f"portrait {i}", "seed": i, "steps": 2, "width": 64, "height": 64})
-        for i in range(50)
-    ]
+
+    def generate(i: int) -> list[int]:
+        made = create_avatars(
+            users[i % USERS],
+            GenerationRequest(prompt=f"portrait {i}", seed=i, steps=2, width=64, height=64),
+            request_id=f"r{i}",
+            registry=dependencies.model_registry(),
+            endpoint=dependencies.avatar_endpoint(),
+            images=dependencies.output_bucket(),
+            url_ttl_seconds=300,
+            policy=RetryPolicy(budget_seconds=60),
+        )
+        return [avatar.seed for avatar in made]
 
     with ThreadPoolExecutor(16) as pool:
-        answers = list(pool.map(lambda call: stack.generate(*call), calls))
+        seeds = list(pool.map(generate, range(50)))
 
-    assert [status for status, _, _ in answers] == [200] * 50
-    assert [body["images"][0]["seed"] for _, body, _ in answers] == list(range(50))
+    assert seeds == [[i] for i in range(50)]  # every request answered, each with its own images
     stored = stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/", MaxKeys=1000)
-    assert stored["KeyCount"] == 50
+    assert sorted(entry["Key"] for entry in stored["Contents"]) == sorted(
+        f"outputs/{users[i % USERS]}/r{i}/0-{i}.png" for i in range(50)
+    )
 
 
 def test_a_user_model_without_the_shared_base_falls_back_to_its_own_pipeline(
@@ -414,3 +429,25 @@ def test_avatar_serve_starts_triton_with_the_shared_base_and_stops_on_ctrl_c(cac
     finally:
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=60) == 0
+
+
+def test_the_serving_benchmark_runs_both_designs_and_prints_the_figures(
+    cache_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    from avatar.serving import benchmark
+
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(cache_dir))
+
+    assert benchmark.run(size="tiny", users=2, as_json=True) == 0
+
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in (
+        "cold_start_overhead_s",
+        "reference_cold_start_overhead_s",
+        "memory_per_resident_user_mb",
+        "reference_memory_per_resident_user_mb",
+        "adapter_file_mb",
+        "mixed_users_throughput_ratio",
+    ):
+        assert isinstance(figures[key], float), key
+    assert figures["machine"] and len(figures["ours"]["cold_start_s"]) == len(figures["reference"]["cold_start_s"]) == 2
