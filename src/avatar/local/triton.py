@@ -121,6 +121,7 @@ def triton_server(
     with log.open("wb") as sink:
         process = subprocess.Popen(command, env=environment, stdout=sink, stderr=subprocess.STDOUT)  # noqa: S603
     url = f"127.0.0.1:{http_port}"
+    clean_exit = False
     try:
         import tritonclient.http as httpclient
 
@@ -138,6 +139,7 @@ def triton_server(
                 raise TritonUnavailable(f"tritonserver not live after {startup_timeout} s: {log.read_text()[-2000:]}")
             time.sleep(0.2)
         yield TritonServer(http_url=url, repository=repository, log=log)
+        clean_exit = True
     finally:
         process.terminate()
         try:
@@ -145,3 +147,5 @@ def triton_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if clean_exit:  # a failure keeps the server's log for whoever investigates
+            log.unlink(missing_ok=True)
