@@ -293,15 +293,58 @@ def test_fifty_concurrent_requests_across_ten_users_all_complete(stack: Generate
     )
 
 
-def test_a_user_model_without_the_shared_base_falls_back_to_its_own_pipeline(
+def test_a_user_model_with_the_shared_base_turned_off_falls_back_to_its_own_pipeline(
     cache_dir: Path, user_models: list[Path], tmp_path: Path
 ):
-    with local_serving(tmp_path, cache_dir=cache_dir, env={"AVATAR_BASE_MODEL_NAME": "absent"}) as alone:
+    with local_serving(tmp_path, cache_dir=cache_dir, env={"AVATAR_BASE_MODEL_NAME": ""}) as alone:
         name = alone.add_model(user_models[0])
         images = alone.generate(name, GenerationRequest(prompt="x", seed=1, steps=2, width=64, height=64))
 
         assert len(images) == 1 and Image.open(io.BytesIO(images[0].png)).size == (64, 64)
-        assert "SHARED BASE 'absent' UNAVAILABLE" in alone.server.log.read_text()
+        assert "SHARED BASE '' UNAVAILABLE" in alone.server.log.read_text()
+
+
+def test_a_user_model_loads_the_shared_base_from_the_package_where_the_repository_lacks_it(
+    cache_dir: Path, user_models: list[Path], tmp_path: Path
+):
+    """As on a SageMaker multi-model endpoint: each model comes from its own TargetModel folder."""
+    import tritonclient.http as httpclient
+
+    with local_serving(tmp_path, cache_dir=cache_dir, shared_models=False) as bare:
+        assert not (bare.server.repository / "avatar_base").exists()
+
+        name = bare.add_model(user_models[0])
+        images = bare.generate(name, GenerationRequest(prompt="x", seed=1, steps=2, width=64, height=64))
+
+        client = httpclient.InferenceServerClient(bare.server.http_url)
+        assert client.is_model_ready("avatar_base")
+        client.close()
+        assert len(images) == 1
+        assert "UNAVAILABLE" not in bare.server.log.read_text()
+
+
+def test_the_shared_base_definition_in_the_package_matches_its_config_pbtxt(serving: LocalServing):
+    import json
+
+    import tritonclient.http as httpclient
+
+    from avatar.serving.base_definition import shared_base_definition
+
+    client = httpclient.InferenceServerClient(serving.server.http_url)
+    loaded = client.get_model_config("avatar_base")  # what Triton made of gpu/triton/avatar_base/config.pbtxt
+    client.close()
+    defined = json.loads(shared_base_definition("avatar_base")[0])
+
+    def tensors(config: dict[str, Any], kind: str) -> list[tuple[Any, ...]]:
+        return [(t["name"], t["data_type"], list(t["dims"]), bool(t.get("optional"))) for t in config[kind]]
+
+    assert tensors(loaded, "input") == tensors(defined, "input")
+    assert tensors(loaded, "output") == tensors(defined, "output")
+    assert loaded["max_batch_size"] == defined["max_batch_size"]
+    assert loaded["backend"] == defined["backend"]
+    delay = loaded["dynamic_batching"]["max_queue_delay_microseconds"]
+    assert int(delay) == defined["dynamic_batching"]["max_queue_delay_microseconds"]
+    assert [g["kind"] for g in loaded["instance_group"]] == [g["kind"] for g in defined["instance_group"]]
 
 
 def test_a_bad_request_fails_alone_not_its_batch(serving: LocalServing, user_models: list[Path]):

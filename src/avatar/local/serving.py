@@ -58,12 +58,21 @@ class LocalServing:
 
 @contextmanager
 def local_serving(
-    work_dir: Path, *, cache_dir: Path, base_model: str = "tiny", env: dict[str, str] | None = None
+    work_dir: Path,
+    *,
+    cache_dir: Path,
+    base_model: str = "tiny",
+    env: dict[str, str] | None = None,
+    shared_models: bool = True,
 ) -> Iterator[LocalServing]:
-    """Start Triton on loopback with a fresh repository holding the shared base and setup models."""
+    """Start Triton on loopback with a fresh repository holding the shared base and setup models (or, with
+    `shared_models=False`, nothing: as on a SageMaker multi-model endpoint, where each model brings its own folder)."""
     repository = work_dir / "repository"
     shutil.rmtree(repository, ignore_errors=True)
-    serving_repository(repository)
+    if shared_models:
+        serving_repository(repository)
+    else:
+        repository.mkdir(parents=True)
     settings = {"AVATAR_CACHE_DIR": str(cache_dir), "AVATAR_BASE_MODEL": base_model} | (env or {})
     with triton_server(repository, cache_dir=cache_dir, env=settings) as server:
         yield LocalServing(server)

@@ -24,7 +24,7 @@ from typing import Any
 
 from avatar.serving.generation import GenerationRequest
 
-REFERENCE_ENV = {"AVATAR_BASE_MODEL_NAME": "no_shared_base"}  # the per-user model then loads its own pipeline
+REFERENCE_ENV = {"AVATAR_BASE_MODEL_NAME": ""}  # no shared base: every per-user model loads its own pipeline
 
 
 def server_memory_mb(pid: int, weights: Path) -> float:

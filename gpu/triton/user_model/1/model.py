@@ -1,10 +1,12 @@
 """Triton Python backend: one user's avatar model, kept thin so that a resident user costs little.
 
-On load it makes sure the shared base model is loaded (it may not be: SageMaker loads models by TargetModel in any
-order) and checks its adapter against the base the shared model published (files, metadata, base hash), so a bad
-adapter fails the load with the reason. Requests go to the shared base through BLS with this adapter's folder; the
-base loads the adapter into its cache on the first one (Triton 2.51 allows BLS only in `execute`). Only when the base
-cannot be loaded does it load a private pipeline, and says so loudly. It imports no ML library unless it falls back.
+On load it makes sure the shared base model is loaded. It may not be: SageMaker loads models by TargetModel in any
+order, each from its own folder, so where the repository lacks the base it is loaded from its definition in the
+package. Then it checks its adapter against the base the shared model published (files, metadata, base hash), so a
+bad adapter fails the load with the reason. Requests go to the shared base through BLS with this adapter's folder;
+the base loads the adapter into its cache on the first one (Triton 2.51 allows BLS only in `execute`). Only when the
+base cannot be loaded (or is turned off with an empty AVATAR_BASE_MODEL_NAME, as the reference design in the serving
+benchmark does) does it load a private pipeline, and says so loudly. It imports no ML library unless it falls back.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class TritonPythonModel:
         except BaseUnavailable as exc:
             self._logger.log_error(
                 f"{self._name}: SHARED BASE '{BASE}' UNAVAILABLE ({exc}); loading a private pipeline, which costs a "
-                "full copy of the base per user. Put the base model in the model repository."
+                "full copy of the base per user. See the shared base's own errors above."
             )
             from avatar.serving.generation import UserModel
             from avatar.serving.settings import get_settings
@@ -60,16 +62,21 @@ class TritonPythonModel:
         check_adapter(self._adapter, base_sha256=published_base(CACHE_DIR))
 
     def _ensure_base(self) -> None:
-        """Load the shared base unless it is loaded already (the container preloads it; SageMaker may not have)."""
+        """Load the shared base unless it is loaded already: from the repository when it is there, else from its
+        definition in the package (on SageMaker every model comes from its own TargetModel folder)."""
+        if not BASE:
+            raise BaseUnavailable("the shared base is turned off (AVATAR_BASE_MODEL_NAME is empty)")
         if pb_utils.is_model_ready(BASE):
             return
-        # Only ask Triton for a base that is in the repository: a failed load_model from initialize can crash the
-        # stub in Triton 2.51 (seen here: boost lock_exception, the whole server aborts).
-        repository = Path(self._repository).parent
-        if not (repository / BASE / "config.pbtxt").is_file():
-            raise BaseUnavailable(f"not loaded and not in the model repository {repository}")
+        in_repository = (Path(self._repository).parent / BASE / "config.pbtxt").is_file()
         try:
-            pb_utils.load_model(BASE)
+            if in_repository:
+                pb_utils.load_model(BASE)
+            else:
+                from avatar.serving.base_definition import shared_base_definition
+
+                config, files = shared_base_definition(BASE)
+                pb_utils.load_model(BASE, config=config, files=files)
         except Exception as exc:
             raise BaseUnavailable(str(exc)) from exc
 

@@ -1,0 +1,39 @@
+"""How to load the shared base model on a Triton server whose repository lacks it (stdlib only: the thin per-user
+model imports it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# gpu/triton/avatar_base/config.pbtxt in the JSON form Triton's load API takes (a test compares the two, as Triton
+# reports them, so they cannot drift).
+_OPTIONAL = {"optional": True}
+SHARED_BASE_CONFIG: dict[str, Any] = {
+    "backend": "python",
+    "max_batch_size": 8,
+    "dynamic_batching": {"max_queue_delay_microseconds": 50000},
+    "input": [
+        {"name": "adapter", "data_type": "TYPE_STRING", "dims": [1]},
+        {"name": "prompt", "data_type": "TYPE_STRING", "dims": [1]} | _OPTIONAL,
+        {"name": "negative_prompt", "data_type": "TYPE_STRING", "dims": [1]} | _OPTIONAL,
+        {"name": "seed", "data_type": "TYPE_INT64", "dims": [1]} | _OPTIONAL,
+        {"name": "steps", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
+        {"name": "guidance_scale", "data_type": "TYPE_FP32", "dims": [1]} | _OPTIONAL,
+        {"name": "width", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
+        {"name": "height", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
+        {"name": "num_images", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
+    ],
+    "output": [
+        {"name": "images", "data_type": "TYPE_STRING", "dims": [-1]},
+        {"name": "seeds", "data_type": "TYPE_INT64", "dims": [-1]},
+        {"name": "adapter_id", "data_type": "TYPE_STRING", "dims": [1]},
+    ],
+    "instance_group": [{"count": 1, "kind": "KIND_MODEL"}],
+}
+MODEL_PY = b"from avatar.serving.triton_base import TritonPythonModel  # noqa: F401\n"
+
+
+def shared_base_definition(name: str) -> tuple[str, dict[str, bytes]]:
+    """The config (JSON) and files for `pb_utils.load_model(name, config=..., files=...)`."""
+    return json.dumps(SHARED_BASE_CONFIG | {"name": name}), {"file:1/model.py": MODEL_PY}
