@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+# avatar.serving.generation.INPUTS, repeated: that module imports pydantic, which would weigh on every resident user.
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
 # Read here rather than through avatar.serving.settings (pydantic-settings), which would weigh on every resident user.
 BASE = os.environ.get("AVATAR_BASE_MODEL_NAME", "avatar_base")
@@ -34,7 +35,7 @@ def _batched(tensor: Any) -> Any:
 
 
 class TritonPythonModel:
-    """Registers the adapter at load; forwards each request to the shared base."""
+    """Checks the adapter at load; forwards each request to the shared base."""
 
     def initialize(self, args: dict[str, Any]) -> None:
         self._logger = pb_utils.Logger
