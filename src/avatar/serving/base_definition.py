@@ -15,7 +15,7 @@ SHARED_BASE_CONFIG: dict[str, Any] = {
     "dynamic_batching": {"max_queue_delay_microseconds": 50000},
     "input": [
         {"name": "adapter", "data_type": "TYPE_STRING", "dims": [1]},
-        {"name": "prompt", "data_type": "TYPE_STRING", "dims": [1]} | _OPTIONAL,
+        {"name": "prompt", "data_type": "TYPE_STRING", "dims": [1]},
         {"name": "negative_prompt", "data_type": "TYPE_STRING", "dims": [1]} | _OPTIONAL,
         {"name": "seed", "data_type": "TYPE_INT64", "dims": [1]} | _OPTIONAL,
         {"name": "steps", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
@@ -27,7 +27,6 @@ SHARED_BASE_CONFIG: dict[str, Any] = {
     "output": [
         {"name": "images", "data_type": "TYPE_STRING", "dims": [-1]},
         {"name": "seeds", "data_type": "TYPE_INT64", "dims": [-1]},
-        {"name": "adapter_id", "data_type": "TYPE_STRING", "dims": [1]},
     ],
     "instance_group": [{"count": 1, "kind": "KIND_MODEL"}],
 }

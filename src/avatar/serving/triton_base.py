@@ -5,8 +5,8 @@ It lives in the package, not only in `gpu/triton/avatar_base/1/model.py` (which 
 model can load the shared base on any server, with `avatar.serving.base_definition`, even where the base is not in the
 model repository: on a SageMaker multi-model endpoint every model comes from its own TargetModel folder.
 
-A request with an `adapter` folder and no `prompt` registers that adapter (checks it, loads it, answers its id);
-with a prompt it generates. Every request gets its own answer or its own error.
+Each request names its adapter folder (checked once, then loaded into the cache) and what to generate. Every request
+gets its own answer or its own error.
 """
 
 from __future__ import annotations
@@ -61,13 +61,6 @@ class TritonPythonModel:
                     tensor = pb_utils.get_input_tensor_by_name(request, name)
                     if tensor is not None:
                         tensors[name] = tensor.as_numpy()
-                if "prompt" not in tensors:
-                    responses[index] = pb_utils.InferenceResponse(
-                        output_tensors=[
-                            pb_utils.Tensor("adapter_id", np.array([[adapter.adapter_id]], dtype=np.object_))
-                        ]
-                    )
-                    continue
                 batch.append((index, AdapterRequest(adapter, request_from_tensors(tensors))))
             except AdapterRefused as exc:
                 responses[index] = _error(f"adapter refused: {exc}")
