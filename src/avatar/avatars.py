@@ -84,9 +84,7 @@ class ModelRegistry(Protocol):
 class AvatarEndpoint(Protocol):
     """The multi-model endpoint, addressed by the artifact key of a user's model."""
 
-    def generate(
-        self, artifact_key: str, request: GenerationRequest, *, timeout_seconds: float
-    ) -> list[GeneratedImage]:
+    def generate(self, artifact_key: str, request: GenerationRequest) -> list[GeneratedImage]:
         """Images for the request; raises EndpointBusy (retry) or GenerationRejected (do not)."""
 
 
@@ -154,7 +152,7 @@ def create_avatars(
     while True:
         attempt += 1
         try:
-            generated = endpoint.generate(artifact_key, request, timeout_seconds=max(1.0, deadline - clock()))
+            generated = endpoint.generate(artifact_key, request)  # each attempt is bounded by the client's read timeout
             break
         except EndpointBusy as busy:
             pause = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not security)

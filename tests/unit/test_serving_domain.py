@@ -150,9 +150,7 @@ class Endpoint:
         self.answers = answers
         self.calls: list[tuple[str, GenerationRequest]] = []
 
-    def generate(
-        self, artifact_key: str, request: GenerationRequest, *, timeout_seconds: float
-    ) -> list[GeneratedImage]:
+    def generate(self, artifact_key: str, request: GenerationRequest) -> list[GeneratedImage]:
         self.calls.append((artifact_key, request))
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):

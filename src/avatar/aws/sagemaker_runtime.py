@@ -76,9 +76,7 @@ class MultiModelEndpoint:
         self._client = client
         self._endpoint = endpoint_name
 
-    def generate(
-        self, artifact_key: str, request: GenerationRequest, *, timeout_seconds: float
-    ) -> list[GeneratedImage]:
+    def generate(self, artifact_key: str, request: GenerationRequest) -> list[GeneratedImage]:
         """One InvokeEndpoint call routed to the user's model; raises EndpointBusy or GenerationRejected."""
         body, content_type = encode_request(request)
         try:
