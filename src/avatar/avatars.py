@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import random
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from typing import Protocol
 
 from avatar.keys import generated_image_key
 from avatar.model import ModelState
-from avatar.serving.generation import GeneratedImage, GenerationRequest
+from avatar.serving.generation import GeneratedImage, GenerationRequest, first_seed
 
 logger = logging.getLogger(__name__)
 
@@ -143,9 +142,7 @@ def create_avatars(
     """Generate with the user's model (retrying busy answers inside the budget), store the PNGs, share them."""
     artifact_key = routed_model(user_id, registry)
     # A fixed seed before the first attempt: a retried request makes the same images.
-    request = request.model_copy(
-        update={"seed": request.seed if request.seed is not None else secrets.randbelow(2**31)}
-    )
+    request = request.model_copy(update={"seed": first_seed(request)})
     deadline = clock() + policy.budget_seconds
     delay = policy.first_delay_seconds
     attempt = 0

@@ -12,13 +12,16 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from avatar.adapter_format import ADAPTER_WEIGHTS, METADATA_NAME
 from avatar.training.options import TOKEN_PLACEHOLDER
+
+if TYPE_CHECKING:
+    from avatar.diffusion import base_model
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +43,11 @@ class GenerationRequest(BaseModel):
     width: int | None = Field(None, ge=64, le=1024)
     height: int | None = Field(None, ge=64, le=1024)
     num_images: int = Field(1, ge=1, le=4)
+
+    @property
+    def sampler_settings(self) -> tuple[int, float, int | None, int | None]:
+        """What requests must share to run as one pipeline call: steps, guidance scale and size."""
+        return (self.steps, self.guidance_scale, self.width, self.height)
 
     @field_validator("width", "height")
     @classmethod
@@ -83,8 +91,7 @@ def generate_rows(pipeline: Any, requests: Sequence[GenerationRequest]) -> list[
     `seed + i`, so each image can be made again alone."""
     import torch
 
-    settings = {(r.steps, r.guidance_scale, r.width, r.height) for r in requests}
-    if len(settings) != 1:
+    if len({r.sampler_settings for r in requests}) != 1:
         raise ValueError("one pipeline call needs the same steps, guidance scale and size for every request")
     seeds = [[start + offset for offset in range(r.num_images)] for r, start in ((r, first_seed(r)) for r in requests)]
     prompts = [r.prompt for r in requests for _ in range(r.num_images)]
@@ -113,6 +120,18 @@ def generate_rows(pipeline: Any, requests: Sequence[GenerationRequest]) -> list[
     return answers
 
 
+def load_for_inference(base: base_model.BaseModel) -> Any:
+    """The base's pipeline on the best device: fp16 on a GPU, fp32 on CPU; no progress bars."""
+    import torch
+
+    from avatar.training.trainer import default_device
+
+    device = default_device()
+    pipeline = base.load(dtype=torch.float16 if device == "cuda" else torch.float32, device=device)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
 def generate(pipeline: Any, request: GenerationRequest) -> list[GeneratedImage]:
     """Generate `request.num_images` images of one request."""
     return generate_rows(pipeline, [request])[0]
@@ -129,11 +148,8 @@ class UserModel:
     @classmethod
     def load(cls, adapter_dir: Path, *, cache_dir: Path, base_model: str | None = None) -> UserModel:
         """Load the base the adapter names (or `base_model`), check the adapter against it, and load the adapter."""
-        import torch
-
         from avatar.diffusion.base_model import resolve_base_model
         from avatar.serving.adapters import AdapterRefused, open_adapter
-        from avatar.training.trainer import default_device
 
         try:
             trained_on = str(json.loads((adapter_dir / METADATA_NAME).read_text())["base_model"])
@@ -141,9 +157,7 @@ class UserModel:
             raise AdapterRefused(f"adapter {adapter_dir} has no readable {METADATA_NAME}: {exc}") from exc
         base = resolve_base_model(base_model or trained_on, cache_dir=cache_dir)
         adapter = open_adapter(adapter_dir, base_sha256=base.sha256)
-        device = default_device()
-        pipeline = base.load(dtype=torch.float16 if device == "cuda" else torch.float32, device=device)
-        pipeline.set_progress_bar_config(disable=True)
+        pipeline = load_for_inference(base)
         pipeline.load_lora_weights(adapter_dir, weight_name=ADAPTER_WEIGHTS, adapter_name="user")
         return cls(pipeline, adapter.token)
 

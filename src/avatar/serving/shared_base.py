@@ -20,8 +20,13 @@ from typing import Any, Literal
 from avatar.adapter_format import ADAPTER_WEIGHTS
 from avatar.diffusion.base_model import resolve_base_model
 from avatar.serving.adapters import Adapter, AdapterCache, open_adapter, publish_base
-from avatar.serving.generation import GeneratedImage, GenerationRequest, generate_rows, personalize
-from avatar.training.trainer import default_device
+from avatar.serving.generation import (
+    GeneratedImage,
+    GenerationRequest,
+    generate_rows,
+    load_for_inference,
+    personalize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +39,6 @@ class AdapterRequest:
 
     adapter: Adapter
     request: GenerationRequest
-
-
-def _sampler_settings(item: AdapterRequest) -> tuple[int, float, int | None, int | None]:
-    request = item.request
-    return (request.steps, request.guidance_scale, request.width, request.height)
 
 
 @contextlib.contextmanager
@@ -98,13 +98,8 @@ class SharedBase:
     @classmethod
     def load(cls, base_model: str, *, cache_dir: Path, **options: Any) -> SharedBase:
         """Resolve the base (tiny, a folder, s3:// or a hub id) and load it once on the best device."""
-        import torch
-
         base = resolve_base_model(base_model, cache_dir=cache_dir)
-        device = default_device()
-        pipeline = base.load(dtype=torch.float16 if device == "cuda" else torch.float32, device=device)
-        pipeline.set_progress_bar_config(disable=True)
-        shared = cls(pipeline, base_sha256=base.sha256, **options)
+        shared = cls(load_for_inference(base), base_sha256=base.sha256, **options)
         shared.replenish_slots()
         shared.warm_up()
         publish_base(cache_dir, spec=base_model, sha256=base.sha256)
@@ -137,10 +132,14 @@ class SharedBase:
 
     def _replenish_slots(self) -> None:
         while self.needs_slots:
-            self._slot_count += 1
-            slot = f"slot{self._slot_count}"
-            self.pipeline.load_lora_weights(self._blank_adapter(), weight_name=ADAPTER_WEIGHTS, adapter_name=slot)
-            self._free_slots.append(slot)
+            self._free_slots.append(self._new_slot(self._blank_adapter()))
+
+    def _new_slot(self, adapter_dir: Path) -> str:
+        """New LoRA layers, named slotN, holding the adapter in `adapter_dir`."""
+        self._slot_count += 1
+        slot = f"slot{self._slot_count}"
+        self.pipeline.load_lora_weights(adapter_dir, weight_name=ADAPTER_WEIGHTS, adapter_name=slot)
+        return slot
 
     def _blank_adapter(self) -> Path:
         """An adapter in the trainer's layout whose B matrices are zero (it changes nothing): the mould of a slot."""
@@ -188,10 +187,7 @@ class SharedBase:
                 continue
             self._slots[adapter.adapter_id] = slot
             return
-        self._slot_count += 1
-        slot = f"slot{self._slot_count}"
-        self.pipeline.load_lora_weights(adapter.directory, weight_name=ADAPTER_WEIGHTS, adapter_name=slot)
-        self._slots[adapter.adapter_id] = slot
+        self._slots[adapter.adapter_id] = self._new_slot(adapter.directory)
 
     def unload_adapter(self, adapter_id: str) -> None:
         """Free the adapter's slot: kept for the next adapter when slots are hot-swapped, else deleted."""
@@ -210,7 +206,7 @@ class SharedBase:
         results: list[list[GeneratedImage] | Exception] = [RuntimeError("not answered")] * len(items)
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for index, item in enumerate(items):
-            groups[_sampler_settings(item)].append(index)
+            groups[item.request.sampler_settings].append(index)
         for indices in groups.values():
             if self.strategy == "grouped":
                 by_adapter: dict[str, list[int]] = defaultdict(list)
