@@ -15,17 +15,28 @@ from avatar.avatars import EndpointBusy, GenerationRejected
 from avatar.keys import target_model
 from avatar.serving.generation import GeneratedImage, GenerationRequest
 
-_CONTENT_TYPE = "application/vnd.sagemaker-triton.binary+json;json-header-size={}"
+_BINARY_CONTENT_TYPE = "application/vnd.sagemaker-triton.binary+json;json-header-size={}"
 # Answers worth retrying: the model is still loading, the endpoint is throttling, out of memory, or down.
 _BUSY_CODES = {"ModelNotReadyException", "ThrottlingException", "ServiceUnavailable", "InternalFailure"}
 _BUSY_STATUS = {429, 500, 502, 503, 504, 507}
 
-_DTYPES = {np.dtype(np.int64): "INT64", np.dtype(np.int32): "INT32", np.dtype(np.float32): "FP32"}
+
+def triton_content_type(json_header_length: int | str | None) -> str:
+    """SageMaker's content type for a Triton body: binary tensors after a JSON header of that length, or plain JSON."""
+    return _BINARY_CONTENT_TYPE.format(json_header_length) if json_header_length else "application/json"
+
+
+def json_header_length(content_type: str) -> int | None:
+    """The JSON header's length a Triton content type announces; None for a plain JSON body."""
+    if "json-header-size=" not in content_type:
+        return None
+    return int(content_type.split("json-header-size=")[1].split(";")[0])
 
 
 def request_tensors(request: GenerationRequest) -> list[Any]:
     """The request as Triton inputs (every field the user model reads, so requests batch together)."""
     import tritonclient.http as httpclient
+    from tritonclient.utils import np_to_triton_dtype
 
     values: dict[str, np.ndarray] = {
         "prompt": np.array([request.prompt.encode()], dtype=np.object_),
@@ -42,7 +53,7 @@ def request_tensors(request: GenerationRequest) -> list[Any]:
         values["height"] = np.array([request.height], dtype=np.int32)
     inputs = []
     for name, value in values.items():
-        tensor = httpclient.InferInput(name, list(value.shape), _DTYPES.get(value.dtype, "BYTES"))
+        tensor = httpclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
         tensor.set_data_from_numpy(value, binary_data=True)
         inputs.append(tensor)
     return inputs
@@ -54,15 +65,14 @@ def encode_request(request: GenerationRequest) -> tuple[bytes, str]:
 
     outputs = [httpclient.InferRequestedOutput(name, binary_data=True) for name in ("images", "seeds")]
     body, header_length = httpclient.InferenceServerClient.generate_request_body(request_tensors(request), outputs)
-    return body, _CONTENT_TYPE.format(header_length) if header_length else "application/json"
+    return body, triton_content_type(header_length)
 
 
 def decode_images(body: bytes, content_type: str) -> list[GeneratedImage]:
     """The images and seeds of an InvokeEndpoint answer."""
     import tritonclient.http as httpclient
 
-    header = content_type.split("json-header-size=")[1].split(";")[0] if "json-header-size=" in content_type else None
-    result = httpclient.InferenceServerClient.parse_response_body(body, header_length=int(header) if header else None)
+    result = httpclient.InferenceServerClient.parse_response_body(body, header_length=json_header_length(content_type))
     pngs, seeds = result.as_numpy("images"), result.as_numpy("seeds")
     if pngs is None or seeds is None or len(pngs) != len(seeds):
         raise GenerationRejected("the model answered without images")

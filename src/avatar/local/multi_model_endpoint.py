@@ -23,6 +23,7 @@ from typing import Any
 
 import requests
 
+from avatar.aws.sagemaker_runtime import json_header_length, triton_content_type
 from avatar.local.aws import free_port
 from avatar.training.artifact import UnsafeArchive, extract_user_model, triton_model_folder
 
@@ -88,8 +89,9 @@ class MultiModelRouter:
         """Run one request on the target model; returns the response body and its content type."""
         model = self._ensure_loaded(target_model)
         headers = {"Content-Type": "application/octet-stream"}
-        if "json-header-size=" in content_type:
-            headers[_TRITON_HEADER] = content_type.split("json-header-size=")[1].split(";")[0]
+        header_length = json_header_length(content_type)
+        if header_length is not None:
+            headers[_TRITON_HEADER] = str(header_length)
         try:
             response = self._http.post(f"{self._triton}/v2/models/{model.name}/infer", data=body, headers=headers)
         except requests.ConnectionError as exc:
@@ -100,11 +102,7 @@ class MultiModelRouter:
             raise EndpointError(
                 424, "ModelError", f"Received client error ({response.status_code}) from model with message {message}"
             )
-        header = response.headers.get(_TRITON_HEADER)
-        kind = (
-            "application/vnd.sagemaker-triton.binary+json;json-header-size=" + header if header else "application/json"
-        )
-        return response.content, kind
+        return response.content, triton_content_type(response.headers.get(_TRITON_HEADER))
 
     def _ensure_loaded(self, target_model: str) -> _Loaded:
         with self._lock:
