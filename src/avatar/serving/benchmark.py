@@ -18,6 +18,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -70,17 +71,26 @@ def gpu_memory_mb() -> float | None:
     return float(answer.stdout.strip()) if answer.returncode == 0 and answer.stdout.strip() else None
 
 
-def _model_process_mb(name: str, weights: Path) -> float | None:
-    """Memory of the stub process that serves Triton model `name`."""
+def _find_process(matches: Callable[[list[bytes]], bool]) -> int | None:
+    """The first process whose command line (arguments split) `matches`, through /proc."""
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                command = (proc / "cmdline").read_bytes()
+                command = (proc / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"triton_python_backend_stub" in command and f"/{name}/1/model.py".encode() in command:
-                return server_memory_mb(int(proc.name), weights)
+            if matches(command):
+                return int(proc.name)
     return None
+
+
+def _model_process_mb(name: str, weights: Path) -> float | None:
+    """Memory of the stub process that serves Triton model `name`."""
+    script = f"/{name}/1/model.py".encode()
+    pid = _find_process(
+        lambda command: command[0].endswith(b"triton_python_backend_stub") and any(script in a for a in command)
+    )
+    return None if pid is None else server_memory_mb(pid, weights)
 
 
 def machine() -> str:
@@ -216,16 +226,11 @@ def _round(value: float | None) -> float | None:
 
 def _server_pid(http_url: str) -> int:
     """The tritonserver process listening on `http_url` (found through /proc, to measure its memory)."""
-    port = http_url.rsplit(":", 1)[1]
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                command = (proc / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if command and command[0].endswith(b"tritonserver") and f"--http-port={port}".encode() in command:
-                return int(proc.name)
-    raise RuntimeError(f"no tritonserver on {http_url}")
+    port = f"--http-port={http_url.rsplit(':', 1)[1]}".encode()
+    pid = _find_process(lambda command: command[0].endswith(b"tritonserver") and port in command)
+    if pid is None:
+        raise RuntimeError(f"no tritonserver on {http_url}")
+    return pid
 
 
 def run(*, size: str, users: int, as_json: bool, strategy: str | None = None) -> int:
