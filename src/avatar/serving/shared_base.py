@@ -146,26 +146,14 @@ class SharedBase:
         if self._blank is None:
             import tempfile
 
-            from diffusers import StableDiffusionPipeline
-            from diffusers.utils import convert_state_dict_to_diffusers
-            from peft import LoraConfig
-            from peft.utils import get_peft_model_state_dict
-
-            from avatar.training.trainer import UNET_TARGETS
+            from avatar.training.trainer import save_adapter, unet_lora_config
 
             rank = self._hotswap_rank or 16
-            config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=UNET_TARGETS)
             unet = self.pipeline.unet
-            unet.add_adapter(config, adapter_name="blank")
-            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet, adapter_name="blank"))
-            unet.delete_adapters("blank")
+            unet.add_adapter(unet_lora_config(rank, rank), adapter_name="blank")
             self._blank = Path(tempfile.mkdtemp(prefix="blank-adapter-"))
-            StableDiffusionPipeline.save_lora_weights(
-                self._blank,
-                unet_lora_layers=layers,
-                weight_name=ADAPTER_WEIGHTS,
-                unet_lora_adapter_metadata=config.to_dict(),
-            )
+            save_adapter(self._blank, unet, adapter_name="blank")
+            unet.delete_adapters("blank")
         return self._blank
 
     def slot(self, adapter_id: str) -> str:

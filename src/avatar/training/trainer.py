@@ -160,6 +160,35 @@ def _optimizer(params: list[Any], options: TrainingOptions, device: str) -> tupl
     return torch.optim.AdamW(params, lr=options.learning_rate, weight_decay=1e-2, fused=fused), "AdamW"
 
 
+def unet_lora_config(rank: int, alpha: float) -> Any:
+    """The UNet LoRA of every adapter: the attention projections; B starts at zero, so a new one changes nothing."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=UNET_TARGETS)
+
+
+def save_adapter(out_dir: Path, unet: Any, text_encoder: Any = None, *, adapter_name: str = "default") -> None:
+    """Save the LoRA `adapter_name` of the UNet (and of the text encoder, if given) as `ADAPTER_WEIGHTS` in diffusers'
+    format, with each LoRA config (alpha included) as adapter metadata."""
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    def layers(module: Any) -> Any:
+        return convert_state_dict_to_diffusers(get_peft_model_state_dict(module, adapter_name=adapter_name))
+
+    StableDiffusionPipeline.save_lora_weights(
+        out_dir,
+        unet_lora_layers=layers(unet),
+        text_encoder_lora_layers=layers(text_encoder) if text_encoder is not None else None,
+        weight_name=ADAPTER_WEIGHTS,
+        unet_lora_adapter_metadata=unet.peft_config[adapter_name].to_dict(),
+        text_encoder_lora_adapter_metadata=(
+            text_encoder.peft_config[adapter_name].to_dict() if text_encoder is not None else None
+        ),
+    )
+
+
 def train_lora(
     pipeline: Any,
     instance_images: Sequence[np.ndarray],
@@ -174,12 +203,10 @@ def train_lora(
     """Train a LoRA adapter on `instance_images` and save it to `out_dir` in the diffusers format."""
     import torch
     import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
-    from diffusers import DDPMScheduler, StableDiffusionPipeline
+    from diffusers import DDPMScheduler
     from diffusers.models.attention_processor import AttnProcessor2_0
     from diffusers.training_utils import cast_training_params
-    from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     if not instance_images:
         raise TrainingFailed("no training images")
@@ -219,11 +246,7 @@ def train_lora(
     unet.set_attn_processor(AttnProcessor2_0())  # PyTorch SDPA (flash / memory-efficient kernels on GPU)
     if device.startswith("cuda"):
         unet.to(memory_format=torch.channels_last)  # NHWC convolutions run faster on tensor cores
-    unet.add_adapter(
-        LoraConfig(
-            r=options.rank, lora_alpha=options.lora_alpha, init_lora_weights="gaussian", target_modules=UNET_TARGETS
-        )
-    )
+    unet.add_adapter(unet_lora_config(options.rank, options.lora_alpha))
     trained: list[Any] = [unet]
     if options.train_text_encoder:
         text_encoder.add_adapter(
@@ -362,18 +385,7 @@ def train_lora(
         )
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    unet_layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
-    text_layers = (
-        convert_state_dict_to_diffusers(get_peft_model_state_dict(text_encoder)) if options.train_text_encoder else None
-    )
-    StableDiffusionPipeline.save_lora_weights(
-        out_dir,
-        unet_lora_layers=unet_layers,
-        text_encoder_lora_layers=text_layers,
-        weight_name=ADAPTER_WEIGHTS,
-        unet_lora_adapter_metadata=unet.peft_config["default"].to_dict(),
-        text_encoder_lora_adapter_metadata=text_encoder.peft_config["default"].to_dict() if text_layers else None,
-    )
+    save_adapter(out_dir, unet, text_encoder if options.train_text_encoder else None)
     timed = step_seconds[2:] if len(step_seconds) > 4 else step_seconds  # the first steps pay for warm-up
     seconds_per_step = statistics.median(timed)
     return TrainingMetrics(
