@@ -14,7 +14,7 @@ from services.generate.settings import get_settings
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4")
 # One attempt per call: the domain retries busy answers itself, within the API's time budget.
-_ENDPOINT = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=2, read_timeout=25)
+_ENDPOINT = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=2, read_timeout=25)
 
 
 @cache

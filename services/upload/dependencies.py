@@ -9,6 +9,7 @@ from botocore.config import Config
 
 from avatar.aws.dynamodb import AvatarTable
 from avatar.aws.s3 import PhotoBucket
+from avatar.aws.sqs import OrchestratorQueue
 from services.upload.settings import get_settings
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 4}, signature_version="s3v4")
@@ -26,8 +27,13 @@ def photo_bucket() -> PhotoBucket:
     return PhotoBucket(boto3.client("s3", config=_RETRIES), get_settings().bucket_name)
 
 
+@cache
+def orchestrator_queue() -> OrchestratorQueue:
+    """Where the automatic first training is queued."""
+    return OrchestratorQueue(boto3.client("sqs", config=_RETRIES), get_settings().queue_url or "")
+
+
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    get_settings.cache_clear()
-    photo_table.cache_clear()
-    photo_bucket.cache_clear()
+    for cached in (get_settings, photo_table, photo_bucket, orchestrator_queue):
+        cached.cache_clear()

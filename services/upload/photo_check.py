@@ -15,7 +15,8 @@ from avatar.aws.s3_notifications import uploaded_objects
 from avatar.keys import InvalidKey
 from avatar.photos.check import default_face_detector
 from avatar.photos.policy import CheckPolicy
-from avatar.upload_check import check_upload
+from avatar.training_jobs import ModelsError, Timeouts, TrainingRequest, request_training
+from avatar.upload_check import CheckOutcome, check_upload
 from services.upload import dependencies
 from services.upload.settings import get_settings
 
@@ -39,6 +40,29 @@ def check_record(record: SQSRecord) -> None:
             logger.warning("ignoring an object outside the upload layout", extra={"key": uploaded.key})
             continue
         logger.info("upload handled", extra={"key": uploaded.key, "outcome": result.outcome})
+        if result.outcome is CheckOutcome.RECORDED and result.verdict and result.verdict.accepted:
+            _start_first_training(result.photo.user_id if result.photo else "")
+
+
+def _start_first_training(user_id: str) -> None:
+    """With AUTO_START_TRAINING, the photo that completes a first set queues the first training."""
+    settings = get_settings()
+    if not settings.auto_start_training or not settings.queue_url or not user_id:
+        return
+    try:
+        job = request_training(
+            user_id,
+            TrainingRequest(),
+            jobs=dependencies.photo_table(),
+            queue=dependencies.orchestrator_queue(),
+            timeouts=Timeouts(),
+            now=datetime.now(UTC),
+            only_first=True,
+        )
+    except ModelsError as error:  # not enough photos yet, or already started: nothing to do
+        logger.debug("no automatic start", extra={"user_id": user_id, "reason": error.code})
+        return
+    logger.info("first training queued automatically", extra={"user_id": user_id, "job_id": job.job_id})
 
 
 @logger.inject_lambda_context

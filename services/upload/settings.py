@@ -20,6 +20,9 @@ class UploadSettings(BaseSettings):
     upload_url_ttl_seconds: int = 300
     max_upload_bytes: int = 15 * 1024 * 1024
     max_photos_per_user: int = 40
+    # Queue the first training as soon as the 10th photo is accepted (template parameter AutoStartTraining).
+    auto_start_training: bool = False
+    queue_url: str | None = None
 
     @property
     def limits(self) -> IntakeLimits:

@@ -90,3 +90,56 @@ def target_model(artifact_key: str) -> str:
 def generated_image_key(user_id: str, request_id: str, index: int, seed: int) -> str:
     """Where a generated avatar is kept (a lifecycle rule expires them)."""
     return f"{OUTPUTS}/{user_id}/{request_id}/{index}-{seed}.png"
+
+
+MANIFESTS = "manifests"
+ASYNC_OUTPUTS = "async-outputs"
+ASYNC_FAILURES = "async-failures"
+# Every prefix that holds a user's data directly under `<prefix>/<user id>/`: erasure empties each of them.
+USER_PREFIXES = (UPLOADS, PHOTOS, MANIFESTS, JOBS, MODELS, OUTPUTS, ASYNC_OUTPUTS, ASYNC_FAILURES)
+
+
+def training_manifest_key(user_id: str, job_id: str) -> str:
+    """The asynchronous training invocation's input."""
+    return f"{MANIFESTS}/{user_id}/{job_id}.json"
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """A training job named by a manifest key."""
+
+    user_id: str
+    job_id: str
+
+
+def parse_manifest_key(key: str) -> JobKey:
+    """Split a `manifests/<user>/<job>.json` key; raises InvalidKey for anything else."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != MANIFESTS or not parts[2].endswith(".json"):
+        raise InvalidKey(f"not a training manifest key: {key!r}")
+    user_id, job_id = parts[1], parts[2].removesuffix(".json")
+    if not is_valid_user_id(user_id) or not job_id:
+        raise InvalidKey(f"malformed user or job id in {key!r}")
+    return JobKey(user_id=user_id, job_id=job_id)
+
+
+def user_prefixes(user_id: str) -> list[str]:
+    """Every key prefix holding the user's objects."""
+    if not is_valid_user_id(user_id):
+        raise InvalidKey(f"not a valid user id: {user_id!r}")
+    return [f"{prefix}/{user_id}/" for prefix in USER_PREFIXES]
+
+
+def s3_uri(bucket: str, key: str) -> str:
+    """`s3://bucket/key`."""
+    return f"s3://{bucket}/{key}"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """(bucket, key) of an `s3://bucket/key` URI; raises InvalidKey otherwise."""
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise InvalidKey(f"not an S3 URI: {uri!r}")
+    bucket, key = uri[5:].split("/", 1)
+    if not bucket or not key:
+        raise InvalidKey(f"not an S3 URI: {uri!r}")
+    return bucket, key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -73,22 +74,40 @@ class UserProfile(BaseModel):
     revision: int = 0
     current_version: int | None = None
     active_job_id: str | None = None
+    jobs_started: int = 0
+    erasing_since: datetime | None = None
     created_at: datetime
     updated_at: datetime
 
 
+IN_FLIGHT = frozenset({ModelState.QUEUED, ModelState.TRAINING})
+
+
 class TrainingJob(BaseModel):
-    """One fine-tune of a user's model (written by the orchestration service)."""
+    """One fine-tune of a user's model: QUEUED -> TRAINING -> READY | FAILED; its first outcome is final."""
 
     model_config = ConfigDict(frozen=True)
 
     user_id: str
     job_id: str
+    version: int
     state: ModelState
+    options: dict[str, Any] = {}
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # When the sweeper gives up on it: queued too long, or past the invocation timeout plus a margin.
+    deadline_at: datetime
     failure_reason: str | None = None
+    output_location: str | None = None
+    failure_location: str | None = None
+    artifact_key: str | None = None
+    announced: bool = False
+
+    @property
+    def in_flight(self) -> bool:
+        """Queued or training."""
+        return self.state in IN_FLIGHT
 
 
 class ModelVersion(BaseModel):

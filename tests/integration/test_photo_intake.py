@@ -193,7 +193,7 @@ def test_another_users_photo_is_not_found_and_stays(intake_stack: IntakeStack) -
         (http_event("GET", "/v1/photos", user=None), 401, "unauthorized"),
         (http_event("GET", "/v1/photos", user="../../etc"), 401, "unauthorized"),
         (http_event("DELETE", "/v1/photos/not-an-id"), 404, "photo_not_found"),
-        (http_event("GET", "/v1/nothing"), 404, "route_not_found"),
+        (http_event("GET", "/v1/photos/abc/extra"), 404, "route_not_found"),
     ],
 )
 def test_bad_requests_get_json_errors_with_stable_codes(

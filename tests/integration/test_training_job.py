@@ -17,8 +17,9 @@ from PIL import Image
 from avatar.keys import normalized_photo_key
 from avatar.photos.check import check_photo
 from avatar.training.artifact import extract_user_model
-from avatar.training.job import TrainingJobFailed, TrainingManifest
+from avatar.training.job import TrainingJobFailed
 from avatar.training.lmi_handler import TrainingSettings, handle_training_request
+from avatar.training.manifest import TrainingManifest
 
 pytestmark = pytest.mark.slow
 

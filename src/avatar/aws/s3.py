@@ -1,12 +1,14 @@
-"""S3 adapter for photo files: presigned uploads, versioned reads, writes and complete deletion."""
+"""S3 adapters: photo files (presigned uploads, versioned reads, deletion), generated images, orchestration files."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from avatar.intake import ObjectGone, PresignedUpload, StoreUnavailable
+from avatar.keys import s3_uri, split_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -90,3 +92,86 @@ class OutputBucket:
                 "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
             )
         )
+
+
+class OrchestrationBucket:
+    """The bucket as the orchestration sees it: manifests, asynchronous results, progress, and whole-prefix deletion.
+
+    Every S3 failure becomes RetryLater, so the message that led here comes back after its visibility timeout.
+    """
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def write_manifest(self, key: str, body: bytes) -> str:
+        """Store a manifest; returns its s3:// URI."""
+        from avatar.training_jobs import RetryLater
+
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
+        except ClientError as exc:
+            raise RetryLater(f"S3 put_object {key}: {exc.response['Error']['Code']}") from exc
+        return s3_uri(self._bucket, key)
+
+    def _get(self, key: str) -> bytes | None:
+        from avatar.training_jobs import RetryLater
+
+        try:
+            return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in _MISSING:
+                return None
+            raise RetryLater(f"S3 get_object {key}: {exc.response['Error']['Code']}") from exc
+
+    def read_result(self, uri: str) -> bytes | None:
+        """An asynchronous output or failure object of this bucket; None when missing or elsewhere."""
+        bucket, key = split_s3_uri(uri)
+        return self._get(key) if bucket == self._bucket else None
+
+    def exists(self, key: str) -> bool:
+        """Whether an object exists."""
+        from avatar.training_jobs import RetryLater
+
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in {*_MISSING, "NotFound"}:
+                return False
+            raise RetryLater(f"S3 head_object {key}: {exc.response['Error']['Code']}") from exc
+        return True
+
+    def read_progress(self, key: str) -> dict[str, Any] | None:
+        """The progress the trainer published, or None (a damaged file reads as none)."""
+        body = self._get(key)
+        try:
+            progress = json.loads(body) if body else None
+        except json.JSONDecodeError:
+            return None
+        return progress if isinstance(progress, dict) else None
+
+    def delete_everything_under(self, prefix: str) -> int:
+        """Delete every version and delete marker under `prefix`; returns how many were removed."""
+        from avatar.training_jobs import RetryLater
+
+        removed = 0
+        try:
+            for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self._bucket, Prefix=prefix):
+                doomed: list[Any] = [
+                    {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+                    for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+                ]
+                for start in range(0, len(doomed), 1000):
+                    self._client.delete_objects(
+                        Bucket=self._bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True}
+                    )
+                removed += len(doomed)
+        except ClientError as exc:
+            raise RetryLater(f"S3 delete under {prefix}: {exc.response['Error']['Code']}") from exc
+        return removed
+
+    def delete_uri(self, uri: str) -> None:
+        """Delete every version of one object named by URI (objects of other buckets are not ours to delete)."""
+        bucket, key = split_s3_uri(uri)
+        if bucket == self._bucket:
+            self.delete_everything_under(key)

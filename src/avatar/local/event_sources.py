@@ -96,11 +96,13 @@ class SqsEventSource:
             )
         return PollResult(len(messages), len(failed))
 
-    def drain(self, *, max_polls: int = 100) -> int:
-        """Poll until the queue answers empty; returns the number of messages handled."""
+    def drain(self, *, max_polls: int = 100, visibility_timeout: int | None = None) -> int:
+        """Poll until the queue answers empty; returns the number of messages handled.
+
+        `visibility_timeout=0` makes failed messages come straight back (tests of retries and redrive)."""
         handled = 0
         for _ in range(max_polls):
-            result = self.poll_once()
+            result = self.poll_once(visibility_timeout=visibility_timeout)
             if result.received == 0:
                 return handled
             handled += result.received

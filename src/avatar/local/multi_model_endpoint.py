@@ -2,13 +2,11 @@
 
 It does what SageMaker does with a TargetModel: download `s3://<bucket>/<prefix><TargetModel>`, extract it safely,
 load it into Triton, forward the request body, and unload the least recently used models beyond a limit. Errors come
-back in sagemaker-runtime's shape (`x-amzn-ErrorType`), so boto3 raises the same exceptions as on AWS. boto3 reaches
-it through `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`.
+back in sagemaker-runtime's shape; `avatar.local.sagemaker_runtime` serves it over HTTP.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -17,14 +15,13 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from avatar.aws.sagemaker_runtime import json_header_length, triton_content_type
-from avatar.local.aws import free_port
+from avatar.local.sagemaker_runtime import EndpointError, local_sagemaker_runtime
 from avatar.training.artifact import UnsafeArchive, extract_user_model, triton_model_folder
 
 logger = logging.getLogger(__name__)
@@ -40,15 +37,6 @@ def serving_repository(folder: Path) -> Path:
         if not (folder / name).exists():
             shutil.copytree(triton_model_folder(name), folder / name, ignore=shutil.ignore_patterns("__pycache__"))
     return folder
-
-
-class EndpointError(Exception):
-    """An error sagemaker-runtime reports with an HTTP status and an error type."""
-
-    def __init__(self, status: int, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
 
 
 @dataclass
@@ -178,47 +166,8 @@ class MultiModelRouter:
             return [target for target, model in self._models.items() if model.ready]
 
 
-def _handler(router: MultiModelRouter) -> type[BaseHTTPRequestHandler]:
-    class InvocationHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            target = self.headers.get("X-Amzn-SageMaker-Target-Model")
-            try:
-                if not self.path.startswith("/endpoints/") or not self.path.endswith("/invocations"):
-                    raise EndpointError(404, "ValidationError", f"unknown path {self.path}")
-                if not target:
-                    raise EndpointError(400, "ValidationError", "a multi-model endpoint needs a TargetModel")
-                answer, content_type = router.invoke(target, body, self.headers.get("Content-Type", ""))
-                self._send(200, answer, {"Content-Type": content_type, "x-Amzn-Invoked-Production-Variant": "local"})
-            except EndpointError as exc:
-                error = json.dumps({"message": str(exc)}).encode()
-                self._send(exc.status, error, {"Content-Type": "application/json", "x-amzn-ErrorType": exc.error_type})
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug(format, *args)
-
-    return InvocationHandler
-
-
 @contextmanager
 def local_multi_model_endpoint(router: MultiModelRouter) -> Iterator[str]:
     """Serve sagemaker-runtime's InvokeEndpoint on a free loopback port; yields the endpoint URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _handler(router))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_sagemaker_runtime(realtime=router) as url:
+        yield url

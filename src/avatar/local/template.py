@@ -139,9 +139,12 @@ def provision(
     dynamodb: DynamoDBClient,
     sqs: SQSClient,
     s3: S3Client,
+    sns: Any = None,
+    events: Any = None,
     template: dict[str, Any] | None = None,
 ) -> LocalStack:
-    """Create the template's tables, queues (with redrive) and buckets (with versioning and notifications)."""
+    """Create the template's tables, queues (with redrive), topics and their SQS subscriptions, event buses, and
+    buckets (with versioning and notifications). Queue policies are not needed by moto, so they are skipped."""
     template = template or load_template()
     stack = LocalStack(stack_name=stack_name, region=region, template=template)
 
@@ -185,6 +188,27 @@ def provision(
         stack.arns[logical] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
+
+    if sns is not None:
+        for logical in _resources_of(template, "AWS::SNS::Topic"):
+            arn = sns.create_topic(Name=f"{stack_name}-{logical}")["TopicArn"]
+            stack.physical[logical] = arn  # Ref of a topic is its ARN
+            stack.arns[logical] = arn
+        for logical, props in _resources_of(template, "AWS::SNS::Subscription").items():
+            attributes = {"RawMessageDelivery": "true"} if props.get("RawMessageDelivery") else {}
+            subscription = sns.subscribe(
+                TopicArn=stack.resolve(props["TopicArn"]),
+                Protocol=props["Protocol"],
+                Endpoint=stack.resolve(props["Endpoint"]),
+                Attributes=attributes,
+            )
+            stack.physical[logical] = subscription["SubscriptionArn"]
+
+    if events is not None:
+        for logical, props in _resources_of(template, "AWS::Events::EventBus").items():
+            name = stack.resolve(props["Name"])
+            stack.physical[logical] = name
+            stack.arns[logical] = events.create_event_bus(Name=name)["EventBusArn"]
 
     for logical, props in _resources_of(template, "AWS::S3::Bucket").items():
         name = stack.resolve(props.get("BucketName", {"Fn::Sub": f"{stack_name}-{logical.lower()}"}))

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from avatar.keys import CLASS_IMAGES
-from avatar.training.job import TrainingJobFailed, TrainingManifest, run_training_job
+from avatar.training.job import TrainingJobFailed, run_training_job
+from avatar.training.manifest import TrainingManifest
 from avatar.training.progress import Throttled, fan_out, log_progress
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,57 @@
+"""The orchestrator's adapters, built on first use (never at import) and reused across invocations."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import boto3
+from botocore.config import Config
+
+from avatar.aws.dynamodb import AvatarTable
+from avatar.aws.eventbridge import EventBus
+from avatar.aws.s3 import OrchestrationBucket
+from avatar.aws.sqs import OrchestratorQueue
+from avatar.aws.training_endpoint import AsyncTrainingEndpoint
+from services.orchestrator.settings import get_settings
+
+_RETRIES = Config(retries={"mode": "standard", "max_attempts": 4})
+# One attempt: throttling goes back to SQS (visibility timeout) instead of holding the function.
+_ENDPOINT = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10)
+
+
+@cache
+def table() -> AvatarTable:
+    """The DynamoDB table adapter."""
+    return AvatarTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+
+
+@cache
+def files() -> OrchestrationBucket:
+    """Manifests, results and user data in the bucket."""
+    return OrchestrationBucket(boto3.client("s3", config=_RETRIES), get_settings().bucket_name)
+
+
+@cache
+def queue() -> OrchestratorQueue:
+    """The orchestrator's own queue."""
+    return OrchestratorQueue(boto3.client("sqs", config=_RETRIES), get_settings().queue_url)
+
+
+@cache
+def training_endpoint() -> AsyncTrainingEndpoint:
+    """The asynchronous training endpoint."""
+    return AsyncTrainingEndpoint(
+        boto3.client("sagemaker-runtime", config=_ENDPOINT), get_settings().training_endpoint_name
+    )
+
+
+@cache
+def events() -> EventBus:
+    """The event bus."""
+    return EventBus(boto3.client("events", config=_RETRIES), get_settings().event_bus_name)
+
+
+def reset() -> None:
+    """Forget cached settings and clients (tests and the local stack change the environment)."""
+    for cached in (get_settings, table, files, queue, training_endpoint, events):
+        cached.cache_clear()

@@ -1,0 +1,84 @@
+"""Erasing a user: stop routing to their model first, then remove every object and record, then tell others.
+
+Plain domain code. Safe to repeat at any point: every step deletes what is there and nothing else, and the profile,
+which marks the erasure in progress, is deleted last.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from avatar import keys
+from avatar.contracts import AvatarUserErased, EraseUser
+from avatar.model import TrainingJob, UserProfile
+from avatar.training_jobs import EventPublisher, TrainingFiles, TrainingQueue
+
+logger = logging.getLogger(__name__)
+
+
+class UserRecords(Protocol):
+    """The user's records in the table."""
+
+    def mark_erasing(self, user_id: str, now: datetime) -> None:
+        """Flag the profile (created if missing) so nothing routes to or starts for the user."""
+
+    def get_profile(self, user_id: str) -> UserProfile | None:
+        """The profile, or None."""
+        ...
+
+    def user_jobs(self, user_id: str) -> list[TrainingJob]:
+        """Every job of the user."""
+        ...
+
+    def delete_user_records(self, user_id: str) -> int:
+        """Delete every record but the profile; returns how many."""
+        ...
+
+    def forget_user(self, user_id: str) -> None:
+        """Delete the profile, the last record."""
+
+
+def request_erasure(user_id: str, *, users: UserRecords, queue: TrainingQueue, now: datetime) -> None:
+    """Stop routing to the user's model now and queue the erasure (raises QueueUnavailable; repeat to retry)."""
+    users.mark_erasing(user_id, now)
+    queue.send(EraseUser(user_id=user_id))
+    logger.info("erasure requested", extra={"user_id": user_id})
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What an erasure removed."""
+
+    objects: int
+    records: int
+    announced: bool
+
+
+def erase_user(
+    user_id: str, *, users: UserRecords, files: TrainingFiles, events: EventPublisher, now: datetime
+) -> ErasureReport:
+    """Remove every object version and record of the user, announce AvatarUserErased, then forget the profile."""
+    profile = users.get_profile(user_id)
+    if profile is not None and profile.erasing_since is None:
+        users.mark_erasing(user_id, now)  # an erase message always follows the mark; make sure anyway
+        profile = users.get_profile(user_id)
+    objects = 0
+    for job in users.user_jobs(user_id):
+        for uri in (job.output_location, job.failure_location):
+            if uri:
+                files.delete_uri(uri)
+    for prefix in keys.user_prefixes(user_id):
+        objects += files.delete_everything_under(prefix)
+    records = users.delete_user_records(user_id)
+    announced = profile is not None
+    if profile is not None:  # None: a repeated message after the erasure finished; it was announced then
+        since = profile.erasing_since or now
+        events.publish(
+            AvatarUserErased(event_id=f"{user_id}:erased:{since.isoformat()}", user_id=user_id, occurred_at=now)
+        )
+        users.forget_user(user_id)
+    logger.info("user erased", extra={"user_id": user_id, "objects": objects, "records": records})
+    return ErasureReport(objects=objects, records=records, announced=announced)
