@@ -62,8 +62,8 @@ bench-serving-sd21: setup
 serve: setup
 	$(BIN)/avatar serve
 
-# `sam build` runs this for the zip functions (Metadata: BuildMethod: makefile).
-build-UploadApiFunction:
+# `sam build` runs these for the zip functions (Metadata: BuildMethod: makefile): the base dependencies only.
+build-UploadApiFunction build-ModelsApiFunction build-OrchestratorFunction build-TrainingSweeperFunction build-NotifierFunction:
 	$(PYTHON) -m pip install --quiet --no-compile . --target "$(ARTIFACTS_DIR)"
 
 build-GenerateApiFunction:

@@ -15,7 +15,7 @@ from avatar.aws.s3_notifications import uploaded_objects
 from avatar.keys import InvalidKey
 from avatar.photos.check import default_face_detector
 from avatar.photos.policy import CheckPolicy
-from avatar.training_jobs import ModelsError, Timeouts, TrainingRequest, request_training
+from avatar.training_jobs import ModelsError, QueueUnavailable, Timeouts, TrainingRequest, request_training
 from avatar.upload_check import CheckOutcome, check_upload
 from services.upload import dependencies
 from services.upload.settings import get_settings
@@ -59,6 +59,9 @@ def _start_first_training(user_id: str) -> None:
             now=datetime.now(UTC),
             only_first=True,
         )
+    except QueueUnavailable:  # the job was marked FAILED; the user can start it with POST /v1/models
+        logger.exception("the automatic first training could not be queued", extra={"user_id": user_id})
+        return
     except ModelsError as error:  # not enough photos yet, or already started: nothing to do
         logger.debug("no automatic start", extra={"user_id": user_id, "reason": error.code})
         return

@@ -181,6 +181,8 @@ def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
 def _openapi(args: argparse.Namespace, __: argparse.ArgumentParser) -> int:
     if args.service == "generate":
         from services.generate.api import app
+    elif args.service == "models":
+        from services.orchestrator.api import app
     else:
         from services.upload.api import app
 
@@ -306,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(run=_bench)
 
     openapi = commands.add_parser("openapi", help="print an API's OpenAPI document")
-    openapi.add_argument("--service", choices=["upload", "generate"], default="upload")
+    openapi.add_argument("--service", choices=["upload", "models", "generate"], default="upload")
     openapi.set_defaults(run=_openapi)
 
     serve = commands.add_parser("serve", help="run the local Triton server with the shared base (and given models)")

@@ -208,8 +208,8 @@ class TrainingFiles(Protocol):
         """The progress the trainer published, or None."""
         ...
 
-    def delete_everything_under(self, prefix: str) -> int:
-        """Delete every version of every object under `prefix`; returns how many were removed."""
+    def delete_everything_under(self, prefix: str, *, exact: bool = False) -> int:
+        """Delete every version of every object under `prefix` (only the key itself with `exact`)."""
         ...
 
     def delete_uri(self, uri: str) -> None:
@@ -335,7 +335,9 @@ def start_training(
 ) -> StartOutcome:
     """Write the manifest and invoke the endpoint once for a QUEUED job; repeated deliveries change nothing."""
     job = jobs.get_job(user_id, job_id)
-    if job is None or job.state is not ModelState.QUEUED:
+    profile = jobs.get_profile(user_id)
+    if job is None or job.state is not ModelState.QUEUED or profile is None or profile.erasing_since is not None:
+        # Finished, failed, erased or being erased: a repeated or late delivery starts nothing.
         logger.info("start skipped", extra={"user_id": user_id, "job_id": job_id, "state": job and job.state})
         return StartOutcome("skipped", job)
     if not jobs.claim_job(job, until=now + timeouts.claim, now=now):
@@ -441,7 +443,7 @@ def record_training_result(
         remove_orphaned_result(named.user_id, named.job_id, notification, files=files)
         return ResultOutcome("orphan_removed")
     if notification.invocation_status == "Failed":
-        reason = user_facing_failure(notification, files)
+        reason = user_facing_failure(notification, files, recorded_location=job.failure_location)
         if job.state is ModelState.READY:
             logger.warning("failure after success ignored", extra={"job_id": job.job_id})
             return ResultOutcome("ignored", job)
@@ -498,14 +500,14 @@ def _check_output(
 ) -> tuple[str | None, str | None, float | None]:
     """(problem, artifact key, training seconds): the handler's JSON output must exist and name an existing model."""
     expected = keys.model_artifact_key(job.user_id, job.job_id)
-    location = notification.response_parameters.output_location if notification.response_parameters else None
+    location = notification.output_location
     body = files.read_result(location) if location else None
     if body is None:
         return "training finished but its result is missing; please start a new training", None, None
     try:
         output = json.loads(body)
         model_key = output["model_key"]
-        seconds = output.get("metrics", {}).get("train_seconds")
+        seconds = output.get("metrics", {}).get("seconds")  # the trainer's own time, without queueing
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
         return "training finished but its result could not be read; please start a new training", None, None
     if model_key != expected or output.get("status") != "succeeded":
@@ -515,9 +517,12 @@ def _check_output(
     return None, model_key, float(seconds) if isinstance(seconds, int | float) else None
 
 
-def user_facing_failure(notification: AsyncInferenceNotification, files: TrainingFiles) -> str:
+def user_facing_failure(
+    notification: AsyncInferenceNotification, files: TrainingFiles, *, recorded_location: str | None = None
+) -> str:
     """The job's own reason (the LMI handler raises TrainingJobFailed with one); SageMaker's text stays in logs."""
-    body = files.read_result(notification.failure_location) if notification.failure_location else None
+    location = notification.failure_body_location or recorded_location
+    body = files.read_result(location) if location else None
     if body:
         try:
             detail = json.loads(body)
@@ -538,13 +543,10 @@ def remove_orphaned_result(
     user_id: str, job_id: str, notification: AsyncInferenceNotification, *, files: TrainingFiles
 ) -> None:
     """A result for a job that no longer exists (its user was erased): delete everything it wrote."""
-    files.delete_everything_under(keys.model_artifact_key(user_id, job_id))
+    files.delete_everything_under(keys.model_artifact_key(user_id, job_id), exact=True)
     files.delete_everything_under(f"{keys.JOBS}/{user_id}/{job_id}/")
-    files.delete_everything_under(keys.training_manifest_key(user_id, job_id))
-    for uri in (
-        notification.response_parameters.output_location if notification.response_parameters else None,
-        notification.failure_location,
-    ):
+    files.delete_everything_under(keys.training_manifest_key(user_id, job_id), exact=True)
+    for uri in (notification.output_location, notification.failure_body_location):
         if uri:
             files.delete_uri(uri)
     logger.warning("result of an unknown job removed", extra={"user_id": user_id, "job_id": job_id})

@@ -241,6 +241,7 @@ def test_the_whole_path_from_api_to_a_ready_model_and_its_event(stack: ModelsSta
     ready_event = AvatarModelReady.model_validate(event["detail"])
     assert (ready_event.user_id, ready_event.job_id, ready_event.model_version) == ("alice", job_id, 1)
     assert ready_event.artifact_key == artifact and ready_event.is_current
+    assert ready_event.training_seconds is not None and ready_event.training_seconds > 0
     assert stack.current("bob")["state"] == "COLLECTING"
 
 
@@ -492,3 +493,54 @@ def test_the_tenth_accepted_photo_starts_the_first_training_when_enabled(
     assert (current["accepted_photos"], current["state"]) == (10, "QUEUED")
     stack.train()
     assert stack.current("nina")["state"] == "READY"
+
+
+def test_a_queue_outage_answers_503_and_leaves_no_job_in_flight(stack: ModelsStack, normalized: list[bytes]) -> None:
+    from services.orchestrator import dependencies
+
+    stack.seed_accepted_photos("olga", normalized[:10])
+    sqs = dependencies.queue()._client
+
+    def refuse(**_: Any) -> Any:
+        return AWSResponse("https://sqs.local", 500, {}, None), {  # type: ignore[arg-type]
+            "Error": {"Code": "InternalError", "Message": "injected"},
+            "ResponseMetadata": {"HTTPStatusCode": 500},
+        }
+
+    sqs.meta.events.register("before-call.sqs.SendMessage", refuse)
+    status, body = stack.api("POST", "/v1/models", user="olga")
+    assert (status, body["error"]["code"]) == (503, "service_unavailable")
+    current = stack.current("olga")
+    assert (current["state"], current["job"]["failure_reason"]) == (
+        "FAILED",
+        "the training could not be queued; please try again",
+    )
+    sqs.meta.events.unregister("before-call.sqs.SendMessage", refuse)
+    _start(stack, "olga")  # the user may simply try again
+    stack.train()
+    assert stack.current("olga")["state"] == "READY"
+
+
+def test_the_notifier_retries_when_s3_fails_reading_the_result(stack: ModelsStack, normalized: list[bytes]) -> None:
+    from services.notifier import dependencies
+
+    stack.seed_accepted_photos("pete", normalized[:10])
+    _start(stack, "pete")
+    stack.orchestrator.drain()
+    stack.endpoint.wait_idle()
+    _fail_s3(dependencies.files()._client, "GetObject", code="SlowDown", status=503, times=1)
+    assert stack.notifier.poll_once(visibility_timeout=0).failed == 1
+    assert stack.current("pete")["state"] == "TRAINING"
+    stack.notifier.drain(visibility_timeout=0)
+    assert stack.current("pete")["state"] == "READY"
+    assert [e["detail-type"] for e in stack.events()] == ["AvatarModelReady"]
+
+
+def test_erasure_before_the_start_is_delivered_invokes_nothing(stack: ModelsStack, normalized: list[bytes]) -> None:
+    stack.seed_accepted_photos("quin", normalized[:10])
+    _start(stack, "quin")
+    assert stack.api("DELETE", "/v1/me", user="quin")[0] == 202
+    stack.train()
+    assert stack.endpoint.invocations == []
+    assert stack.objects_of("quin") == [] and stack.records_of("quin") == []
+    assert [e["detail-type"] for e in stack.events()] == ["AvatarUserErased"]

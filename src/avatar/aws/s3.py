@@ -150,8 +150,8 @@ class OrchestrationBucket:
             return None
         return progress if isinstance(progress, dict) else None
 
-    def delete_everything_under(self, prefix: str) -> int:
-        """Delete every version and delete marker under `prefix`; returns how many were removed."""
+    def delete_everything_under(self, prefix: str, *, exact: bool = False) -> int:
+        """Delete every version and delete marker under `prefix` (of exactly that key with `exact`)."""
         from avatar.training_jobs import RetryLater
 
         removed = 0
@@ -160,6 +160,7 @@ class OrchestrationBucket:
                 doomed: list[Any] = [
                     {"Key": entry["Key"], "VersionId": entry["VersionId"]}
                     for entry in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]
+                    if not exact or entry["Key"] == prefix
                 ]
                 for start in range(0, len(doomed), 1000):
                     self._client.delete_objects(
@@ -174,4 +175,4 @@ class OrchestrationBucket:
         """Delete every version of one object named by URI (objects of other buckets are not ours to delete)."""
         bucket, key = split_s3_uri(uri)
         if bucket == self._bucket:
-            self.delete_everything_under(key)
+            self.delete_everything_under(key, exact=True)

@@ -20,7 +20,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from avatar.contracts import AsyncInferenceNotification, AsyncRequestParameters, AsyncResponseParameters
+from avatar.contracts import (
+    AsyncInferenceNotification,
+    AsyncRequestParameters,
+    AsyncResponseParameters,
+    sagemaker_time,
+)
 from avatar.keys import split_s3_uri
 from avatar.local.sagemaker_runtime import EndpointError
 
@@ -136,8 +141,8 @@ class AsyncEndpoint:
     ) -> None:
         notification = AsyncInferenceNotification(
             aws_region=self._region,
-            event_time=datetime.now(UTC),
-            received_time=received,
+            event_time=sagemaker_time(datetime.now(UTC)),
+            received_time=sagemaker_time(received),
             invocation_status="Failed" if failure_reason else "Completed",
             failure_reason=failure_reason,
             failure_location=failure_location,

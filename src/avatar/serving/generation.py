@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from avatar.adapter_format import ADAPTER_WEIGHTS, METADATA_NAME
 from avatar.training.options import TOKEN_PLACEHOLDER
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from avatar.diffusion import base_model
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class GeneratedImage:
 
 def request_from_tensors(tensors: Mapping[str, np.ndarray]) -> GenerationRequest:
     """Build a request from Triton input tensors (prompt as bytes, the rest scalars); raises ValidationError."""
+    import numpy as np
+
     fields: dict[str, Any] = {}
     for name, value in tensors.items():
         item = np.asarray(value).reshape(-1)[0]
