@@ -6,19 +6,19 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from avatar import avatars
-from avatar.keys import is_valid_user_id
 from avatar.serving.generation import GenerationRequest
 from services.generate import dependencies
 from services.generate.settings import get_settings
+from services.http import add_common_error_handlers, error_response, jwt_user
 
 logger = Logger(service="generate-api")
 app = APIGatewayHttpResolver(enable_validation=True)
+add_common_error_handlers(app)
 
 
 class Unauthorized(avatars.GenerateError):
@@ -41,8 +41,8 @@ class AvatarsOut(BaseModel):
 
 
 def _user_id() -> str:
-    sub = app.current_event.request_context.authorizer.jwt_claim.get("sub")
-    if not isinstance(sub, str) or not is_valid_user_id(sub):
+    sub = jwt_user(app)
+    if sub is None:
         raise Unauthorized("a signed-in user is required")
     return sub
 
@@ -72,43 +72,21 @@ def create_avatars(request: GenerationRequest) -> AvatarsOut:
     return AvatarsOut(images=[AvatarOut(url=a.url, seed=a.seed) for a in made])
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response[Any]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body={"error": {"code": code, "message": message, **extra}},
-        headers=headers,
-    )
-
-
 @app.exception_handler(avatars.GenerateError)
 def generate_error(error: avatars.GenerateError) -> Response[Any]:
     """Every domain error becomes JSON with its stable code, in this one place."""
     if isinstance(error, avatars.NoReadyModel):
         state = error.state.value if error.state else None
-        return _error(409, error.code, str(error), model_state=state)
+        return error_response(409, error.code, str(error), model_state=state)
     if isinstance(error, avatars.ServingUnavailable):
-        return _error(503, error.code, str(error), {"Retry-After": str(error.retry_after_seconds)})
+        return error_response(503, error.code, str(error), {"Retry-After": str(error.retry_after_seconds)})
     if isinstance(error, Unauthorized):
-        return _error(401, error.code, str(error))
+        return error_response(401, error.code, str(error))
     if isinstance(error, avatars.GenerationRejected):
         logger.warning("generation rejected", reason=str(error))
-        return _error(502, error.code, str(error))
+        return error_response(502, error.code, str(error))
     logger.exception("generate failed")
-    return _error(503, error.code, str(error), {"Retry-After": "5"})
-
-
-@app.exception_handler(RequestValidationError)
-def invalid_request(error: RequestValidationError) -> Response[Any]:
-    """Invalid input: 422 with each problem's location and what is allowed."""
-    problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()]
-    return _error(422, "invalid_request", "the request is not valid", details=problems)
-
-
-@app.not_found
-def route_not_found(_: Exception) -> Response[Any]:
-    """Unknown route."""
-    return _error(404, "route_not_found", "no such route")
+    return error_response(503, error.code, str(error), {"Retry-After": "5"})
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

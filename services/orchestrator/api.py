@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -16,13 +15,14 @@ from pydantic import BaseModel
 from avatar import training_jobs
 from avatar.erasure import request_erasure
 from avatar.intake import StoreUnavailable
-from avatar.keys import is_valid_user_id
 from avatar.training_jobs import ModelStatus, TrainingRequest
+from services.http import add_common_error_handlers, error_response, jwt_user
 from services.orchestrator import dependencies
 from services.orchestrator.settings import get_settings
 
 logger = Logger(service="models-api")
 app = APIGatewayHttpResolver(enable_validation=True)
+add_common_error_handlers(app)
 
 
 class Unauthorized(training_jobs.ModelsError):
@@ -46,8 +46,8 @@ class ErasureAccepted(BaseModel):
 
 
 def _user_id() -> str:
-    sub = app.current_event.request_context.authorizer.jwt_claim.get("sub")
-    if not isinstance(sub, str) or not is_valid_user_id(sub):
+    sub = jwt_user(app)
+    if sub is None:
         raise Unauthorized("a signed-in user is required")
     logger.append_keys(user_id=sub)
     return sub
@@ -87,12 +87,6 @@ def erase_me() -> ErasureAccepted:
     return ErasureAccepted()
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    return Response(
-        status_code=status, content_type="application/json", body={"error": {"code": code, "message": message, **extra}}
-    )
-
-
 _STATUS = {
     Unauthorized: 401,
     training_jobs.NotEnoughPhotos: 409,
@@ -108,27 +102,14 @@ def models_error(error: training_jobs.ModelsError) -> Response[dict[str, Any]]:
     status = _STATUS.get(type(error), 400)
     if status >= 500:
         logger.exception("dependency unavailable")
-    return _error(status, error.code, str(error))
+    return error_response(status, error.code, str(error))
 
 
 @app.exception_handler(StoreUnavailable)
 def store_unavailable(error: StoreUnavailable) -> Response[dict[str, Any]]:
     """DynamoDB failed after the client's retries."""
     logger.exception("store unavailable")
-    return _error(503, error.code, str(error))
-
-
-@app.exception_handler(RequestValidationError)
-def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
-    """Invalid input: 422 with each problem's location."""
-    problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()]
-    return _error(422, "invalid_request", "the request is not valid", details=problems)
-
-
-@app.not_found
-def route_not_found(_: Exception) -> Response[dict[str, Any]]:
-    """Unknown route."""
-    return _error(404, "route_not_found", "no such route")
+    return error_response(503, error.code, str(error))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -7,20 +7,20 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from avatar import intake
-from avatar.keys import is_valid_user_id
 from avatar.photos.verdict import REASON_MESSAGES, FaceBox
+from services.http import add_common_error_handlers, error_response, jwt_user
 from services.upload import dependencies
 from services.upload.settings import get_settings
 
 logger = Logger(service="upload-api")
 app = APIGatewayHttpResolver(enable_validation=True)
+add_common_error_handlers(app)
 
 
 class Unauthorized(intake.IntakeError):
@@ -68,8 +68,8 @@ class PhotoList(BaseModel):
 
 
 def _user_id() -> str:
-    sub = app.current_event.request_context.authorizer.jwt_claim.get("sub")
-    if not isinstance(sub, str) or not is_valid_user_id(sub):
+    sub = jwt_user(app)
+    if sub is None:
         raise Unauthorized("a signed-in user is required")
     return sub
 
@@ -118,14 +118,6 @@ def delete_photo(photo_id: Annotated[str, Path(max_length=64)]) -> None:
     intake.delete_photo(_user_id(), photo_id, photos=dependencies.photo_table(), storage=dependencies.photo_bucket())
 
 
-def _error(status: int, code: str, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body={"error": {"code": code, "message": message, **extra}},
-    )
-
-
 _STATUS = {
     Unauthorized: 401,
     intake.PhotoNotFound: 404,
@@ -140,20 +132,7 @@ def intake_error(error: intake.IntakeError) -> Response[dict[str, Any]]:
     status = _STATUS.get(type(error), 400)
     if status >= 500:
         logger.exception("store unavailable")
-    return _error(status, error.code, str(error))
-
-
-@app.exception_handler(RequestValidationError)
-def invalid_request(error: RequestValidationError) -> Response[dict[str, Any]]:
-    """Invalid input: 422 with each problem's location."""
-    problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in error.errors()]
-    return _error(422, "invalid_request", "the request is not valid", details=problems)
-
-
-@app.not_found
-def route_not_found(_: Exception) -> Response[dict[str, Any]]:
-    """Unknown route."""
-    return _error(404, "route_not_found", "no such route")
+    return error_response(status, error.code, str(error))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -186,20 +186,7 @@ class AvatarTable:
 
     def list_photos(self, user_id: str) -> list[Photo]:
         """All photos of the user (one partition query, paginated)."""
-        photos: list[Photo] = []
-        start: dict[str, Any] | None = None
-        while True:
-            page = self._call(
-                "query",
-                KeyConditionExpression="PK = :pk AND begins_with(SK, :photo)",
-                ExpressionAttributeValues=_to_item({":pk": user_pk(user_id), ":photo": "PHOTO#"}),
-                ConsistentRead=True,
-                **({"ExclusiveStartKey": start} if start else {}),
-            )
-            photos.extend(_photo_from(item) for item in page["Items"])
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return photos
+        return [_photo_from(item) for item in self._partition(user_id, "PHOTO#")]
 
     def get_photo(self, user_id: str, photo_id: str) -> Photo | None:
         """One photo of the user, or None."""
