@@ -122,6 +122,7 @@ _STATUS = {
     Unauthorized: 401,
     intake.PhotoNotFound: 404,
     intake.TooManyPhotos: 409,
+    intake.AccountErasing: 409,
     intake.StoreUnavailable: 503,
 }
 

@@ -1,4 +1,4 @@
-"""Erasing a user: stop routing to their model first, then remove every object and record, then tell others.
+"""Erasing a user: stop routing to their model first, then remove every record and object, then tell others.
 
 Plain domain code. Safe to repeat at any point: every step deletes what is there and nothing else, and the profile,
 which marks the erasure in progress, is deleted last.
@@ -65,14 +65,15 @@ def erase_user(
     if profile is not None and profile.erasing_since is None:
         users.mark_erasing(user_id, now)  # an erase message always follows the mark; make sure anyway
         profile = users.get_profile(user_id)
+    # Records first: a photo check, start or result that arrives from now on finds nothing of the user and
+    # deletes what it would have written (see upload_check and training_jobs).
+    result_locations = [uri for job in users.user_jobs(user_id) for uri in (job.output_location, job.failure_location)]
+    records = users.delete_user_records(user_id)
     objects = 0
-    for job in users.user_jobs(user_id):
-        for uri in (job.output_location, job.failure_location):
-            if uri:
-                files.delete_uri(uri)
+    for uri in filter(None, result_locations):
+        files.delete_uri(uri)
     for prefix in keys.user_prefixes(user_id):
         objects += files.delete_everything_under(prefix)
-    records = users.delete_user_records(user_id)
     announced = profile is not None
     if profile is not None:  # None: a repeated message after the erasure finished; it was announced then
         since = profile.erasing_since or now

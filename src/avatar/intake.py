@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from avatar import keys
-from avatar.model import PHOTOS_NEEDED, Photo, PhotoStatus
+from avatar.model import PHOTOS_NEEDED, Photo, PhotoStatus, UserProfile
 
 
 class IntakeError(Exception):
@@ -29,6 +29,12 @@ class TooManyPhotos(IntakeError):
     """The user would hold more photos than allowed."""
 
     code = "too_many_photos"
+
+
+class AccountErasing(IntakeError):
+    """The user asked for erasure: no new photos."""
+
+    code = "account_erasing"
 
 
 class StoreUnavailable(IntakeError):
@@ -61,6 +67,10 @@ class UploadSlot:
 
 class PhotoRepository(Protocol):
     """Where photos and their verdicts are recorded."""
+
+    def get_profile(self, user_id: str) -> UserProfile | None:
+        """The user's profile, or None."""
+        ...
 
     def ensure_user(self, user_id: str, now: datetime) -> None:
         """Create the user's profile (state COLLECTING) unless it exists."""
@@ -138,6 +148,9 @@ def request_uploads(
     now: datetime,
 ) -> list[UploadSlot]:
     """Reserve `count` photo ids for the user and presign one upload for each."""
+    profile = photos.get_profile(user_id)
+    if profile is not None and profile.erasing_since is not None:
+        raise AccountErasing("your account is being erased")
     live = _live_photos(photos.list_photos(user_id), limits, now)
     if len(live) + count > limits.max_photos_per_user:
         raise TooManyPhotos(

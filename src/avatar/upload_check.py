@@ -106,6 +106,11 @@ def check_upload(
         }
     )
     if not photos.record_verdict(recorded):
+        if photos.get_photo(upload.user_id, upload.photo_id) is None:
+            # Deleted, or its user erased, while it was being checked: keep nothing of it.
+            storage.delete_all_versions(normalized_key)
+            storage.delete_all_versions(uploaded.key)
+            return CheckResult(CheckOutcome.NOT_REQUESTED)
         return CheckResult(CheckOutcome.ALREADY_RECORDED, photo=photo)
     logger.info(
         "photo checked",

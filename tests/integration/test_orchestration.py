@@ -458,6 +458,8 @@ def test_erasure_while_training_leaves_nothing_even_after_the_late_result(
     assert stack.table.current_model("liam") is None
     status, body = stack.api("POST", "/v1/models", user="liam")
     assert (status, body["error"]["code"]) == (409, "account_erasing")
+    status, body = stack.api("POST", "/v1/photos", user="liam", body={"count": 1})
+    assert (status, body["error"]["code"]) == (409, "account_erasing")
     stack.orchestrator.drain()
     [erased] = stack.events()
     assert erased["detail-type"] == "AvatarUserErased"

@@ -227,3 +227,45 @@ def test_openapi_document_describes_the_routes() -> None:
     schema = json.loads(api.app.get_openapi_json_schema(title="Avatar API", version="1"))
     assert {"/v1/photos", "/v1/photos/{photo_id}"} <= set(schema["paths"])
     assert set(schema["paths"]["/v1/photos"]) == {"get", "post"}
+
+
+def test_a_photo_deleted_while_it_is_being_checked_leaves_nothing(
+    intake_stack: IntakeStack, selfies: list[Path]
+) -> None:
+    from datetime import UTC, datetime
+
+    from avatar.photos.check import default_face_detector
+    from avatar.photos.policy import CheckPolicy
+    from avatar.upload_check import CheckOutcome, UploadedObject, check_upload
+
+    # GIVEN an uploaded selfie whose record disappears (the user deletes it, or erases the account) mid-check
+    [slot] = _request_uploads(intake_stack, 1)
+    intake_stack.upload(slot, selfies[0].read_bytes())
+    key = keys.upload_key("user-1", slot["photo_id"])
+    head = intake_stack.s3.head_object(Bucket=intake_stack.bucket, Key=key)
+    table = dependencies.photo_table()
+
+    class DeletedDuringTheCheck:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(table, name)
+
+        def list_photos(self, user_id: str) -> Any:
+            found = table.list_photos(user_id)
+            table.delete_photo(user_id, slot["photo_id"])  # the concurrent deletion
+            return found
+
+    # WHEN the check runs
+    result = check_upload(
+        UploadedObject(key=key, size=head["ContentLength"], version_id=head.get("VersionId"), sequencer="0A"),
+        photos=DeletedDuringTheCheck(),  # type: ignore[arg-type]
+        storage=dependencies.photo_bucket(),
+        policy=CheckPolicy(),
+        detector=default_face_detector(),
+        now=datetime.now(UTC),
+    )
+
+    # THEN neither the upload nor a normalized copy is left
+    assert result.outcome is CheckOutcome.NOT_REQUESTED
+    for prefix in (key, keys.normalized_photo_key("user-1", slot["photo_id"])):
+        versions = intake_stack.s3.list_object_versions(Bucket=intake_stack.bucket, Prefix=prefix)
+        assert not versions.get("Versions") and not versions.get("DeleteMarkers"), prefix
