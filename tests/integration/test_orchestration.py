@@ -546,3 +546,19 @@ def test_erasure_before_the_start_is_delivered_invokes_nothing(stack: ModelsStac
     assert stack.endpoint.invocations == []
     assert stack.objects_of("quin") == [] and stack.records_of("quin") == []
     assert [e["detail-type"] for e in stack.events()] == ["AvatarUserErased"]
+
+
+def test_a_permanent_refusal_by_sagemaker_marks_the_job_failed(stack: ModelsStack, normalized: list[bytes]) -> None:
+    os.environ["TRAINING_ENDPOINT_NAME"] = "avatar-training-deleted"  # SageMaker: ValidationError, not found
+    reset_services()
+    stack.seed_accepted_photos("rosa", normalized[:10])
+    job_id = _start(stack, "rosa")
+    stack.orchestrator.drain(visibility_timeout=0)
+    current = stack.current("rosa")
+    assert (current["state"], current["job"]["failure_reason"]) == (
+        "FAILED",
+        "the training service refused the job; please try again later",
+    )
+    assert stack.endpoint.invocations == []
+    assert [(e["detail-type"], e["detail"]["job_id"]) for e in stack.events()] == [("AvatarModelFailed", job_id)]
+    assert stack.dead_letters("OrchestratorDeadLetterQueue") == []  # handled, not poison
