@@ -167,6 +167,7 @@ def test_the_archive_holds_one_model_folder_from_the_template(trained):
         ]
     )
     assert package_user_model(out, name=name) == archive  # same inputs, same bytes
+    assert archive[4:8] == b"\0\0\0\0"  # no gzip timestamp: the same bytes in any second
 
 
 def test_the_extracted_model_loads_the_adapter_and_generates(trained, cache_dir: Path, tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import re
@@ -93,7 +94,11 @@ def package_user_model(adapter_dir: Path, *, name: str, template: Path | None = 
     """The per-user model as a .tar.gz: `<name>/config.pbtxt`, `<name>/1/model.py`, `<name>/1/adapter/*`."""
     template = template or user_model_template()
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+    # gzip's header carries a timestamp too: zero it, or two packagings a second apart differ.
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         members: list[tuple[Path, str]] = [
             (path, f"{name}/{path.relative_to(template).as_posix()}")
             for path in sorted(template.rglob("*"))
