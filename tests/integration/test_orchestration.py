@@ -562,3 +562,36 @@ def test_a_permanent_refusal_by_sagemaker_marks_the_job_failed(stack: ModelsStac
     assert stack.endpoint.invocations == []
     assert [(e["detail-type"], e["detail"]["job_id"]) for e in stack.events()] == [("AvatarModelFailed", job_id)]
     assert stack.dead_letters("OrchestratorDeadLetterQueue") == []  # handled, not poison
+
+
+def test_two_concurrent_deliveries_invoke_once(stack: ModelsStack, normalized: list[bytes]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from avatar.training_jobs import RetryLater, start_training
+    from services.orchestrator.settings import get_settings
+
+    stack.seed_accepted_photos("sara", normalized[:10])
+    job_id = _start(stack, "sara")
+    stack.endpoint.hold.clear()
+
+    def deliver() -> str:
+        try:
+            return start_training(
+                "sara",
+                job_id,
+                jobs=orchestrator_dependencies.table(),
+                files=orchestrator_dependencies.files(),
+                endpoint=orchestrator_dependencies.training_endpoint(),
+                events=orchestrator_dependencies.events(),
+                defaults=get_settings().training_defaults,
+                timeouts=get_settings().timeouts,
+                now=datetime.now(UTC),
+            ).outcome
+        except RetryLater:
+            return "retry later"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = sorted(pool.map(lambda _: deliver(), range(4)))
+    assert outcomes.count("invoked") == 1, outcomes
+    assert set(outcomes) <= {"invoked", "retry later", "skipped"}
+    assert stack.endpoint.invocations == [job_id]
