@@ -72,7 +72,43 @@ def _demo(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
     from avatar.demo import run_demo
     from avatar.photos.hard_cases import shared_faces_dir
 
-    return run_demo(out=Path(args.out), faces=Path(args.faces) if args.faces else shared_faces_dir())
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    _log_to_stderr(Path(args.out).parent / "demo-stack.log")  # the console shows the demo's own lines
+    faces = Path(args.faces) if args.faces else shared_faces_dir()
+    return run_demo(out=Path(args.out), faces=faces, base_model=args.base_model, cache_dir=_cache_dir())
+
+
+def _stack(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
+    import json
+
+    from avatar.local import stack_cli
+
+    state_dir = Path(args.state_dir)
+    if args.action == "token":
+        return stack_cli.stack_token(state_dir, args.user)
+    if args.action == "down":
+        return stack_cli.stack_down(state_dir)
+    if args.detach:
+        forwarded = ["--state-dir", str(state_dir), "--base-model", args.base_model]
+        if args.training_defaults:
+            forwarded += ["--training-defaults", args.training_defaults]
+        return stack_cli.stack_up_detached(state_dir, argv=forwarded)
+    _log_to_stderr()
+    defaults = json.loads(args.training_defaults) if args.training_defaults else None
+    return stack_cli.stack_up(state_dir, cache_dir=_cache_dir(), base_model=args.base_model, training_defaults=defaults)
+
+
+def _log_to_stderr(path: Path | None = None) -> None:
+    """One line per event, with its correlation ids; the handlers' Powertools lines are JSON already."""
+    import logging
+
+    from avatar.local.runtime import CorrelationFormatter
+
+    handler = logging.FileHandler(path) if path else logging.StreamHandler()
+    handler.setFormatter(CorrelationFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "s3transfer", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _cache_dir() -> Path:
@@ -266,10 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="one JSON object per line")
     check.set_defaults(run=_check)
 
-    demo = commands.add_parser("demo", help="run the intake end to end on a local AWS (moto) and write a report")
+    demo = commands.add_parser("demo", help="the whole flow on the local stack: photos, training, avatars, a report")
     demo.add_argument("--out", default="build/demo", help="report folder")
     demo.add_argument("--faces", help="folder of selfies (default: ../shared/faces beside the repository)")
+    demo.add_argument("--base-model", default="tiny", help="tiny | a diffusers folder of SD 2.1 base | s3://...")
     demo.set_defaults(run=_demo)
+
+    stack = commands.add_parser("stack", help="the whole system on this machine: up [--detach], token USER, down")
+    stack.add_argument("action", choices=["up", "token", "down"])
+    stack.add_argument("user", nargs="?", help="for `token`: the development user's id")
+    stack.add_argument("--detach", action="store_true", help="return once ready; the API URL is the last line")
+    stack.add_argument("--state-dir", default="build/stack", help="where the running stack keeps its state and log")
+    stack.add_argument("--base-model", default="tiny", help="tiny | sd21 | a diffusers folder | s3://bucket/prefix")
+    stack.add_argument("--training-defaults", help='JSON, e.g. \'{"options": {"steps": 100}}\'')
+    stack.set_defaults(run=_stack)
 
     prepare = commands.add_parser("prepare", help="make training images (face crops) and a manifest from photos")
     prepare.add_argument("photos", nargs="+", metavar="PHOTO", help="photo files or folders of photos")

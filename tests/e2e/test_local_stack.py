@@ -1,0 +1,144 @@
+"""The whole product through the local stack, over HTTP as a client on AWS would use it."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+
+from avatar import keys
+from avatar.local.runtime import RunningStack, running_stack
+from avatar.photos.hard_cases import HardCase
+
+pytestmark = pytest.mark.slow
+
+TINY = {"options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1}, "backgrounds_per_photo": 0}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    work = tmp_path_factory.mktemp("stack")
+    cache = tmp_path_factory.getbasetemp() / "e2e-cache"
+    with running_stack(work, cache_dir=cache, training_defaults=TINY) as running:
+        yield running
+
+
+class Client:
+    """A signed-in client of the public API."""
+
+    def __init__(self, stack: RunningStack, user: str | None) -> None:
+        self.http = requests.Session()
+        if user is not None:
+            self.http.headers["Authorization"] = f"Bearer {stack.token(user)}"
+        self.base = stack.api_url
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        response = self.http.request(method, self.base + path, json=body, timeout=300)
+        return response.status_code, response.json() if response.content else None
+
+    def upload(self, photos: list[bytes]) -> list[str]:
+        status, body = self.call("POST", "/v1/photos", {"count": len(photos)})
+        assert status == 201, body
+        for slot, data in zip(body["uploads"], photos, strict=True):
+            form = {**slot["fields"], "Content-Type": "image/jpeg"}
+            assert requests.post(slot["url"], data=form, files={"file": ("p", data)}, timeout=60).status_code < 300
+        return [slot["photo_id"] for slot in body["uploads"]]
+
+    def verdicts(self, photo_ids: list[str], timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, listing = self.call("GET", "/v1/photos")
+            found = {p["photo_id"]: p for p in listing["photos"] if p["status"] != "pending"}
+            if set(photo_ids) <= set(found):
+                return found
+            time.sleep(0.3)
+        raise AssertionError("photos got no verdict")
+
+
+def test_selfies_in_avatars_out(stack: RunningStack, selfies: list[Path], hard_cases: dict[str, HardCase]) -> None:
+    # Only a signed-in user gets in (the JWT authorizer's answer)
+    assert Client(stack, None).call("GET", "/v1/photos")[0] == 401
+    eve = Client(stack, "eve")
+
+    # Upload: ten selfies and a text file named .jpg, through the presigned POSTs
+    ids = eve.upload([p.read_bytes() for p in selfies[:10]] + [hard_cases["notes.jpg"].data])
+    found = eve.verdicts(ids)
+    assert [found[i]["status"] for i in ids] == ["accepted"] * 10 + ["refused"]
+    assert found[ids[-1]]["reasons"] == ["not_an_image"]
+
+    # Train: the model becomes READY and other systems hear of it
+    status, job = eve.call("POST", "/v1/models", {})
+    assert status == 202, job
+    event = stack.next_event("AvatarModelReady", "eve", timeout=600)
+    assert (event["detail-type"], event["detail"]["job_id"]) == ("AvatarModelReady", job["job_id"])
+    status, current = eve.call("GET", "/v1/models/current")
+    assert (current["state"], current["current_version"]) == ("READY", 1)
+
+    # Generate: two images of the tiny model, as presigned URLs
+    status, made = eve.call("POST", "/v1/avatars", {"prompt": "<<TOK>> as an astronaut", "num_images": 2, "seed": 7})
+    assert status == 200, made
+    assert [image["seed"] for image in made["images"]] == [7, 8]
+    for image in made["images"]:
+        picture = Image.open(io.BytesIO(requests.get(image["url"], timeout=60).content))
+        assert picture.format == "PNG" and picture.size[0] >= 32
+
+
+def test_a_failed_fine_tune_surfaces_as_an_event_with_a_readable_reason(
+    stack: RunningStack, selfies: list[Path]
+) -> None:
+    fay = Client(stack, "fay")
+    ids = fay.upload([p.read_bytes() for p in selfies[:10]])
+    fay.verdicts(ids)
+    # A normalized copy is lost before the job reads it
+    lost = keys.normalized_photo_key("fay", ids[0])
+    stack.resources.s3.delete_object(Bucket=stack.resources.bucket, Key=lost)
+
+    assert fay.call("POST", "/v1/models", {})[0] == 202
+    event = stack.next_event("AvatarModelFailed", "fay", timeout=600)
+    assert event["detail-type"] == "AvatarModelFailed"
+    assert event["detail"]["reason"] == f"photo {lost} is missing from the bucket"
+    status, current = fay.call("GET", "/v1/models/current")
+    assert (current["state"], current["job"]["failure_reason"]) == ("FAILED", event["detail"]["reason"])
+    status, body = fay.call("POST", "/v1/avatars", {"prompt": "<<TOK>>"})
+    assert (status, body["error"]["code"]) == (409, "no_ready_model")
+
+
+def _children() -> list[int]:
+    """Live child processes of this process (zombies excluded)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _port_open(url: str) -> bool:
+    host, port = url.removeprefix("http://").split(":")
+    with socket.socket() as probe:
+        return probe.connect_ex((host, int(port.split("/")[0]))) == 0
+
+
+def test_the_stack_stops_cleanly_when_the_code_inside_it_fails(tmp_path: Path) -> None:
+    before = set(_children())
+    with (  # noqa: PT012 (the failure happens inside the stack)
+        pytest.raises(RuntimeError, match="a test failed"),
+        running_stack(tmp_path / "stack", cache_dir=tmp_path / "cache", stack_name="failing") as failing,
+    ):
+        urls = [failing.api_url, failing.aws_endpoint, f"http://{failing.serving_url}"]
+        assert all(_port_open(url) for url in urls)
+        assert set(_children()) - before  # Triton at least
+        raise RuntimeError("a test failed")
+    assert not any(_port_open(url) for url in urls)
+    assert set(_children()) - before == set()
