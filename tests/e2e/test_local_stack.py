@@ -142,3 +142,31 @@ def test_the_stack_stops_cleanly_when_the_code_inside_it_fails(tmp_path: Path) -
         raise RuntimeError("a test failed")
     assert not any(_port_open(url) for url in urls)
     assert set(_children()) - before == set()
+
+
+def test_a_script_drives_the_stack_from_the_command_line(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import subprocess
+    import sys
+
+    avatar = [sys.executable, "-m", "avatar.cli", "stack"]
+    state = ["--state-dir", str(tmp_path / "state")]
+    env = os.environ | {"AVATAR_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "e2e-cache")}
+    up = subprocess.run([*avatar, "up", "--detach", *state], capture_output=True, text=True, timeout=300, env=env)
+    try:
+        assert up.returncode == 0, up.stderr
+        api = up.stdout.strip().splitlines()[-1]  # the last line is the API's base URL
+        assert api.startswith("http://127.0.0.1:")
+        token = subprocess.run([*avatar, "token", "gus", *state], capture_output=True, text=True, check=True)
+        headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+        answer = requests.get(f"{api}/v1/models/current", headers=headers, timeout=30)
+        assert (answer.status_code, answer.json()["state"]) == (200, "COLLECTING")
+        assert requests.get(f"{api}/v1/models/current", timeout=30).status_code == 401
+    finally:
+        down = subprocess.run([*avatar, "down", *state], capture_output=True, text=True, timeout=180)
+    assert down.returncode == 0, down.stderr
+    assert not _port_open(api)
+    assert not (tmp_path / "state" / "stack.json").exists()
+    log = (tmp_path / "state" / "stack.log").read_text()
+    assert "GET /v1/models/current -> 200" in log and "user_id=gus" in log

@@ -158,6 +158,12 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPR
             }
             with locks[route.function_id]:
                 response = _handler_function(route.handler)(event, LambdaContextStub(route.function_id))
+            logger.info(
+                "%s -> %s",
+                route.route_key,
+                response["statusCode"],
+                extra={"user_id": claims.get("sub"), "request_id": event["requestContext"]["requestId"]},
+            )
             answer = response.get("body") or ""
             raw = base64.b64decode(answer) if response.get("isBase64Encoded") else answer.encode()
             self._send(int(response["statusCode"]), raw, response.get("headers") or {})
@@ -176,7 +182,7 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPR
             self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
-            logger.info("api %s", format % args)
+            logger.debug("api %s", format % args)  # the line above, with its ids, says it
 
     return ApiHandler
 
