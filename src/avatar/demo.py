@@ -158,7 +158,14 @@ def _service_logs_to(path: Path) -> None:
                 handler.setStream(stream)
 
 
-def run_demo(*, out: Path, faces: Path, base_model: str = "tiny", cache_dir: Path | None = None) -> int:
+def run_demo(
+    *,
+    out: Path,
+    faces: Path,
+    base_model: str = "tiny",
+    cache_dir: Path | None = None,
+    training_defaults: dict[str, Any] | None = None,
+) -> int:
     """The whole flow over HTTP against the local stack; writes `out/index.html`."""
     from avatar.local.runtime import running_stack
     from avatar.training.prepare import prepare_photos
@@ -185,7 +192,9 @@ def run_demo(*, out: Path, faces: Path, base_model: str = "tiny", cache_dir: Pat
     rows: dict[str, list[tuple[HardCase, dict[str, Any]]]] = {user: [] for user in users}
     summaries: dict[str, dict[str, Any]] = {}
     cache = cache_dir or Path.home() / ".cache" / "avatar"
-    with running_stack(out.parent / "demo-stack", cache_dir=cache, base_model=base_model) as stack:
+    with running_stack(
+        out.parent / "demo-stack", cache_dir=cache, base_model=base_model, training_defaults=training_defaults
+    ) as stack:
         _service_logs_to(out.parent / "demo-stack.log")
         stage(f"local stack up: moto (resources from template.yaml), Triton, the HTTP API at {stack.api_url}")
         clients = {user: Client(stack, user) for user in users}

@@ -53,16 +53,22 @@ def test_usage_errors_exit_2(args: list[str]) -> None:
 
 
 @pytest.mark.slow
-def test_demo_runs_the_intake_end_to_end_and_writes_a_report(
-    tmp_path: Path, selfies: list[Path], capsys: pytest.CaptureFixture[str]
+def test_demo_runs_the_whole_flow_and_writes_a_report(
+    tmp_path: Path, selfies: list[Path], capsys: pytest.CaptureFixture[str], cache_dir: Path
 ) -> None:
-    assert run_demo(out=tmp_path, faces=selfies[0].parent) == 0
+    out = tmp_path / "demo"
+    tiny = {"options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1}, "backgrounds_per_photo": 0}
+    assert run_demo(out=out, faces=selfies[0].parent, cache_dir=cache_dir, training_defaults=tiny) == 0
     printed = capsys.readouterr().out
     assert "demo-user: 11 accepted, 0 more needed to train" in printed
     assert "demo-hard-cases: 6 accepted, 4 more needed to train" in printed
-    report = (tmp_path / "index.html").read_text()
+    assert "AvatarModelReady (version 1)" in printed and "local stack stopped" in printed
+    report = (out / "index.html").read_text()
     assert "refused too_many_pixels" in report and "refused duplicate" in report
-    assert len(list((tmp_path / "normalized").glob("*.jpg"))) == 17
+    assert "AvatarModelReady" in report and "These images are noise" in report
+    assert len(list((out / "normalized").glob("*.jpg"))) == 17
+    assert len(list((out / "prepared").glob("*.png"))) == 11
+    assert len(list((out / "avatars").glob("*.png"))) == 6  # three prompts, two images each
 
 
 def test_prepare_writes_crops_and_a_manifest(tmp_path: Path, selfies: list[Path]) -> None:

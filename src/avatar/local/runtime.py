@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -233,7 +234,7 @@ def running_stack(
     training_defaults: dict[str, Any] | None = None,
     training_workers_count: int | None = None,
     extra_env: dict[str, str] | None = None,
-    stack_name: str = STACK_NAME,
+    stack_name: str | None = None,
 ) -> Iterator[RunningStack]:
     """Start everything; stop everything on exit (also after an exception)."""
     from avatar.local.async_endpoint import AsyncEndpoint
@@ -250,7 +251,8 @@ def running_stack(
         if training_defaults is not None:
             os.environ["TRAINING_DEFAULTS"] = json.dumps(training_defaults)
         os.environ.update(extra_env or {})
-        resources = start_intake_stack(stack_name)
+        # moto keeps its state per process, across servers: each stack gets its own names.
+        resources = start_intake_stack(stack_name or f"{STACK_NAME}-{uuid.uuid4().hex[:6]}")
         template = resources.stack.template
         bucket = resources.bucket
         logger.info("resources created from template.yaml in moto at %s", aws_endpoint)
