@@ -40,6 +40,7 @@ _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
 def _run_training(body: bytes, settings: dict[str, Any]) -> Any:
     """One job in a worker process (module level, so a spawned process can import it)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # its notices would land between the demo's lines
     from avatar.training.lmi_handler import TrainingSettings, handle_training_request
 
     return handle_training_request(body, TrainingSettings.model_validate(settings))
