@@ -20,6 +20,7 @@ from avatar.aws.dynamodb import AvatarTable
 from avatar.contracts import EVENT_SOURCE, AvatarModelFailed, AvatarModelReady, AvatarUserErased, StartTraining
 from avatar.local.async_endpoint import AsyncEndpoint
 from avatar.local.event_sources import LambdaContextStub, SqsEventSource
+from avatar.local.runtime import training_endpoint
 from avatar.local.sagemaker_runtime import local_sagemaker_runtime
 from avatar.local.stack import IntakeStack, reset_services
 from avatar.model import Photo, PhotoStatus
@@ -140,16 +141,7 @@ def stack(intake_stack: IntakeStack, cache_dir: Path, tmp_path: Path) -> Iterato
     settings = TrainingSettings(
         bucket=bucket, base_model="tiny", cache_dir=cache_dir, work_dir=work, progress_interval_seconds=0
     )
-    endpoint = AsyncEndpoint(
-        name=os.environ["TRAINING_ENDPOINT_NAME"],
-        handler=lambda body: handle_training_request(body, settings),
-        s3=intake.s3,
-        sns=intake.sns,
-        output_path=f"s3://{bucket}/{keys.ASYNC_OUTPUTS}",
-        failure_path=f"s3://{bucket}/{keys.ASYNC_FAILURES}",
-        success_topic_arn=intake.stack.arns["TrainingSucceededTopic"],
-        error_topic_arn=intake.stack.arns["TrainingFailedTopic"],
-    )
+    endpoint = training_endpoint(intake, lambda body: handle_training_request(body, settings))
     # Other systems subscribe with a rule on the bus: here, one that sends every event of ours to a queue.
     capture = intake.sqs.create_queue(QueueName=f"captured-{uuid.uuid4().hex[:8]}")["QueueUrl"]
     capture_arn = intake.sqs.get_queue_attributes(QueueUrl=capture, AttributeNames=["QueueArn"])["Attributes"]

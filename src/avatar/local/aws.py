@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REGION = "us-east-1"
 
@@ -16,6 +18,20 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextmanager
+def loopback_server(handler: type[BaseHTTPRequestHandler], *, port: int | None = None) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 (a free port unless given); yields its base URL, stops on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", port or free_port()), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name=handler.__name__, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextmanager

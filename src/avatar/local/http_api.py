@@ -18,12 +18,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from avatar.local.aws import free_port
+from avatar.local.aws import loopback_server
 from avatar.local.event_sources import LambdaContextStub
 
 logger = logging.getLogger(__name__)
@@ -190,15 +190,8 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPR
 @contextmanager
 def local_http_api(routes: list[Route], issuer: TokenIssuer, *, port: int | None = None) -> Iterator[str]:
     """Serve the routes on 127.0.0.1; yields the API's base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", port or free_port()), _request_handler(routes, issuer))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="local-http-api", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(_request_handler(routes, issuer), port=port) as url:
+        yield url
 
 
 def write_key(path: Path, issuer: TokenIssuer) -> None:

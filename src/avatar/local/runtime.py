@@ -23,13 +23,16 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from avatar.contracts import EVENT_SOURCE
 from avatar.keys import ASYNC_FAILURES, ASYNC_OUTPUTS
 from avatar.local.event_sources import LambdaContextStub, SqsEventSource
 from avatar.local.http_api import TokenIssuer, local_http_api, template_routes
 from avatar.local.stack import IntakeStack, reset_services, start_intake_stack
+
+if TYPE_CHECKING:
+    from avatar.local.async_endpoint import AsyncEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +212,25 @@ class RunningStack:
         raise TimeoutError(f"no {detail_type} for {user} within {timeout:.0f} s")
 
 
+def training_endpoint(resources: IntakeStack, handler: Callable[[bytes], Any], *, workers: int = 1) -> AsyncEndpoint:
+    """The asynchronous training endpoint as the deployment configures it: results under the bucket's
+    `async-outputs/` and `async-failures/`, notifications to the template's two topics."""
+    from avatar.local.async_endpoint import AsyncEndpoint
+
+    bucket = resources.bucket
+    return AsyncEndpoint(
+        name=os.environ["TRAINING_ENDPOINT_NAME"],
+        handler=handler,
+        s3=resources.s3,
+        sns=resources.sns,
+        output_path=f"s3://{bucket}/{ASYNC_OUTPUTS}",
+        failure_path=f"s3://{bucket}/{ASYNC_FAILURES}",
+        success_topic_arn=resources.stack.arns["TrainingSucceededTopic"],
+        error_topic_arn=resources.stack.arns["TrainingFailedTopic"],
+        max_concurrency=workers,
+    )
+
+
 def _observe_events(resources: IntakeStack) -> str:
     """A queue that receives every event of ours through a rule on the bus."""
     sqs, events = resources.sqs, resources.events
@@ -238,7 +260,6 @@ def running_stack(
     stack_name: str | None = None,
 ) -> Iterator[RunningStack]:
     """Start everything; stop everything on exit (also after an exception)."""
-    from avatar.local.async_endpoint import AsyncEndpoint
     from avatar.local.aws import local_aws
     from avatar.local.multi_model_endpoint import MultiModelRouter
     from avatar.local.sagemaker_runtime import local_sagemaker_runtime
@@ -275,17 +296,7 @@ def running_stack(
         }
         (work_dir / "training").mkdir(exist_ok=True)
         trainer = ProcessTrainingHandler(settings, training_workers_count or training_workers())
-        endpoint = AsyncEndpoint(
-            name=os.environ["TRAINING_ENDPOINT_NAME"],
-            handler=trainer,
-            s3=resources.s3,
-            sns=resources.sns,
-            output_path=f"s3://{bucket}/{ASYNC_OUTPUTS}",
-            failure_path=f"s3://{bucket}/{ASYNC_FAILURES}",
-            success_topic_arn=resources.stack.arns["TrainingSucceededTopic"],
-            error_topic_arn=resources.stack.arns["TrainingFailedTopic"],
-            max_concurrency=training_workers_count or training_workers(),
-        )
+        endpoint = training_endpoint(resources, trainer, workers=training_workers_count or training_workers())
         cleanup.callback(endpoint.close)
         cleanup.callback(trainer.close)  # first: a running job ends at once, then the endpoint's threads
         runtime_url = cleanup.enter_context(

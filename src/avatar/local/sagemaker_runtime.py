@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from avatar.local.aws import free_port
+from avatar.local.aws import loopback_server
 
 if TYPE_CHECKING:
     from avatar.local.async_endpoint import AsyncEndpoint
@@ -84,12 +83,5 @@ def local_sagemaker_runtime(
     *, realtime: MultiModelRouter | None = None, asynchronous: Mapping[str, AsyncEndpoint] | None = None
 ) -> Iterator[str]:
     """Serve sagemaker-runtime on a free loopback port; yields the URL for `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`."""
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _handler(realtime, asynchronous or {}))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(_handler(realtime, asynchronous or {})) as url:
+        yield url
