@@ -64,8 +64,10 @@ class Client:
 
 
 def test_selfies_in_avatars_out(stack: RunningStack, selfies: list[Path], hard_cases: dict[str, HardCase]) -> None:
-    # Only a signed-in user gets in (the JWT authorizer's answer)
+    # Only a signed-in user gets in (the JWT authorizer's answer), with an access token, not an ID token
     assert Client(stack, None).call("GET", "/v1/photos")[0] == 401
+    id_token = {"Authorization": f"Bearer {stack.issuer.token('eve', scopes=())}"}
+    assert requests.get(f"{stack.api_url}/v1/photos", headers=id_token, timeout=30).status_code == 403
     eve = Client(stack, "eve")
 
     # Upload: ten selfies and a text file named .jpg, through the presigned POSTs

@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 ISSUER = "https://local.avatar.dev/issuer"
 AUDIENCE = "avatar-local"
+# What a Cognito access token carries (an ID token carries no scope), and what the template's authorizer requires.
+ACCESS_SCOPES = ("aws.cognito.signin.user.admin",)
 
 
 class TokenIssuer:
@@ -45,12 +47,14 @@ class TokenIssuer:
         """The private key, so `avatar stack token` can sign for the running stack."""
         return bytes(self._key.as_pem(private=True))
 
-    def token(self, user: str, *, lifetime_seconds: int = 3600) -> str:
-        """An access token whose `sub` is `user`."""
+    def token(self, user: str, *, lifetime_seconds: int = 3600, scopes: tuple[str, ...] = ACCESS_SCOPES) -> str:
+        """An access token whose `sub` is `user` (with `scopes=()`, a token like Cognito's ID tokens)."""
         from joserfc import jwt
 
         now = int(time.time())
         claims = {"sub": user, "iss": ISSUER, "aud": AUDIENCE, "token_use": "access", "iat": now}
+        if scopes:
+            claims["scope"] = " ".join(scopes)
         return str(jwt.encode({"alg": "RS256"}, claims | {"exp": now + lifetime_seconds}, self._key))
 
     def verify(self, token: str) -> dict[str, Any] | None:
@@ -78,12 +82,14 @@ class Route:
     route_key: str
     function_id: str
     handler: str  # module.function
+    scopes: tuple[str, ...] = ()  # the authorizer's AuthorizationScopes: all must be in the token
 
 
 def template_routes(template: dict[str, Any]) -> list[Route]:
     """Every HTTP API route the template declares, with the handler it invokes."""
     routes = []
-    for function_id, resource in template["Resources"].items():
+    resources = template["Resources"]
+    for function_id, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         properties = resource["Properties"]
@@ -93,8 +99,18 @@ def template_routes(template: dict[str, Any]) -> list[Route]:
             path = event["Properties"]["Path"]
             pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$")
             method = event["Properties"]["Method"].upper()
-            routes.append(Route(method, pattern, f"{method} {path}", function_id, properties["Handler"]))
+            scopes = _required_scopes(resources, event["Properties"].get("ApiId"))
+            routes.append(Route(method, pattern, f"{method} {path}", function_id, properties["Handler"], scopes))
     return routes
+
+
+def _required_scopes(resources: dict[str, Any], api_id: Any) -> tuple[str, ...]:
+    """The scopes the API's default JWT authorizer requires."""
+    if not isinstance(api_id, dict) or "Ref" not in api_id:
+        return ()
+    auth = resources[api_id["Ref"]]["Properties"].get("Auth", {})
+    authorizer = auth.get("Authorizers", {}).get(auth.get("DefaultAuthorizer"), {})
+    return tuple(authorizer.get("AuthorizationScopes", ()))
 
 
 def _body_fields(body: bytes) -> dict[str, Any]:
@@ -134,6 +150,9 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPR
             claims = issuer.verify(authorization.removeprefix("Bearer ").strip()) if authorization else None
             if claims is None:
                 self._send(401, {"message": "Unauthorized"}, {})  # the JWT authorizer's own answer
+                return
+            if not set(route.scopes) <= set(str(claims.get("scope", "")).split()):
+                self._send(403, {"message": "Forbidden"}, {})  # e.g. an ID token: no scope
                 return
             event = {
                 "version": "2.0",
