@@ -123,7 +123,7 @@ def _body_fields(body: bytes) -> dict[str, Any]:
         return {"body": base64.b64encode(body).decode(), "isBase64Encoded": True}
 
 
-def _handler_function(dotted: str) -> Any:
+def handler_function(dotted: str) -> Any:
     module, _, name = dotted.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
@@ -176,7 +176,7 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPR
                 **_body_fields(body),
             }
             with locks[route.function_id]:
-                response = _handler_function(route.handler)(event, LambdaContextStub(route.function_id))
+                response = handler_function(route.handler)(event, LambdaContextStub(route.function_id))
             logger.info(
                 "%s -> %s",
                 route.route_key,

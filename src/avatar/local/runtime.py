@@ -21,14 +21,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avatar.contracts import EVENT_SOURCE
 from avatar.keys import ASYNC_FAILURES, ASYNC_OUTPUTS
 from avatar.local.event_sources import LambdaContextStub, SqsEventSource
-from avatar.local.http_api import TokenIssuer, local_http_api, template_routes
+from avatar.local.http_api import TokenIssuer, handler_function, local_http_api, template_routes
 from avatar.local.stack import IntakeStack, reset_services, start_intake_stack
 
 if TYPE_CHECKING:
@@ -161,13 +161,6 @@ class Timer:
         self._thread.join(timeout=60)
 
 
-def _handler_of(dotted: str) -> Callable[..., Any]:
-    import importlib
-
-    module, _, name = dotted.rpartition(".")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
-
-
 def _function_handler(resource: dict[str, Any]) -> str:
     properties = resource["Properties"]
     if "Handler" in properties:
@@ -185,7 +178,6 @@ class RunningStack:
     issuer: TokenIssuer
     observed_events_url: str
     serving_url: str
-    pollers: list[Poller] = field(default_factory=list)
 
     def token(self, user: str) -> str:
         """A bearer token for a development user."""
@@ -203,12 +195,11 @@ class RunningStack:
             ).get("Messages", [])
             for message in messages:
                 event = json.loads(message["Body"])
-                if event["detail-type"] == detail_type and event["detail"].get("user_id") == user:
+                kind = event["detail-type"]
+                # Any model outcome of the user (failed instead of ready) ends the wait too: the caller decides.
+                if event["detail"].get("user_id") == user and (kind == detail_type or kind.startswith("AvatarModel")):
                     sqs.delete_message(QueueUrl=self.observed_events_url, ReceiptHandle=message["ReceiptHandle"])
                     return dict(event)
-                if event["detail"].get("user_id") == user and event["detail-type"].startswith("AvatarModel"):
-                    sqs.delete_message(QueueUrl=self.observed_events_url, ReceiptHandle=message["ReceiptHandle"])
-                    return dict(event)  # the other outcome of the same job: the caller decides
         raise TimeoutError(f"no {detail_type} for {user} within {timeout:.0f} s")
 
 
@@ -303,7 +294,6 @@ def running_stack(
             local_sagemaker_runtime(realtime=router, asynchronous={endpoint.name: endpoint})
         )
         os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = runtime_url
-        os.environ.update(resources.stack.function_environment("GenerateApiFunction"))
         reset_services()
 
         pollers = []
@@ -315,7 +305,7 @@ def running_stack(
                     if "FilterCriteria" in event["Properties"]:
                         raise NotImplementedError(f"{function_id}: local pollers do not apply FilterCriteria")
                     poller = Poller(
-                        resources.event_source(function_id, _handler_of(_function_handler(resource))), function_id
+                        resources.event_source(function_id, handler_function(_function_handler(resource))), function_id
                     )
                     pollers.append(poller)
                 elif event["Type"] == "Schedule":
@@ -323,7 +313,7 @@ def running_stack(
                     if match is None:
                         raise NotImplementedError(f"{function_id}: only rate() schedules run locally")
                     seconds = int(match[1]) * _UNIT_SECONDS[match[2].rstrip("s")]
-                    timer = Timer(_handler_of(_function_handler(resource)), seconds, function_id)
+                    timer = Timer(handler_function(_function_handler(resource)), seconds, function_id)
                     timer.start()
                     cleanup.callback(timer.stop)
         for poller in pollers:
@@ -341,5 +331,4 @@ def running_stack(
             issuer=issuer,
             observed_events_url=observed,
             serving_url=serving.server.http_url,
-            pollers=pollers,
         )

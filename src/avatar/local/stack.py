@@ -28,6 +28,7 @@ FUNCTIONS = (
     "OrchestratorFunction",
     "NotifierFunction",
     "TrainingSweeperFunction",
+    "GenerateApiFunction",
 )
 # API Gateway's routes, as the template declares them: path prefix -> the handler's module.
 _API_ROUTES = (
