@@ -263,11 +263,9 @@ def request_training(
 
     `only_first` starts nothing once the user has had a model or a job (the automatic start at the 10th photo).
     """
-    if idempotency_key is not None:
-        earlier = jobs.idempotent_job(user_id, idempotency_key)
-        replay = jobs.get_job(user_id, earlier) if earlier else None
-        if replay is not None:
-            return replay
+    replay = _replayed_job(jobs, user_id, idempotency_key)
+    if replay is not None:
+        return replay
     accepted = len(accepted_photos(jobs.list_photos(user_id)))
     if accepted < PHOTOS_NEEDED:
         raise NotEnoughPhotos(f"{accepted} accepted photos; a training needs {PHOTOS_NEEDED}")
@@ -289,10 +287,9 @@ def request_training(
     try:
         jobs.create_job(profile, job, idempotency_key=idempotency_key)
     except JobConflict:
-        if idempotency_key is not None and (earlier := jobs.idempotent_job(user_id, idempotency_key)):
-            replay = jobs.get_job(user_id, earlier)
-            if replay is not None:
-                return replay
+        replay = _replayed_job(jobs, user_id, idempotency_key)  # a concurrent retry with the same key won
+        if replay is not None:
+            return replay
         _check_can_start(jobs.get_profile(user_id))
         raise TrainingInFlight("another request changed your model at the same time; try again") from None
     try:
@@ -302,6 +299,12 @@ def request_training(
         raise
     logger.info("training queued", extra={"user_id": user_id, "job_id": job.job_id, "model_version": job.version})
     return job
+
+
+def _replayed_job(jobs: JobStore, user_id: str, idempotency_key: str | None) -> TrainingJob | None:
+    """The job an earlier request with the same Idempotency-Key created, if any."""
+    earlier = jobs.idempotent_job(user_id, idempotency_key) if idempotency_key is not None else None
+    return jobs.get_job(user_id, earlier) if earlier else None
 
 
 def _check_can_start(profile: UserProfile | None) -> None:

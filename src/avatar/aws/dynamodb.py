@@ -386,7 +386,6 @@ class AvatarTable:
             f":{name}": value for name, value in changes.items()
         }
         return {
-            "TableName": self._table,
             "Key": _to_item(self._job_key(job)),
             "UpdateExpression": f"SET {sets} REMOVE GSI1PK, GSI1SK, claimed_until",
             "ConditionExpression": "#state IN (:q, :t)",
@@ -403,7 +402,10 @@ class AvatarTable:
         try:
             self._transact(
                 [
-                    {"Update": self._finish_job_update(job, ModelState.READY, now, artifact_key=version.artifact_key)},
+                    {
+                        "Update": {"TableName": self._table}
+                        | self._finish_job_update(job, ModelState.READY, now, artifact_key=version.artifact_key)
+                    },
                     {
                         "Put": {
                             "TableName": self._table,
@@ -427,7 +429,6 @@ class AvatarTable:
     def finish_failed(self, job: TrainingJob, reason: str, *, now: datetime) -> bool:
         """In flight -> FAILED with the reason."""
         update = self._finish_job_update(job, ModelState.FAILED, now, failure_reason=reason)
-        del update["TableName"]
         try:
             self._call("update_item", **update)
         except ClientError:

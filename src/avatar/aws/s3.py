@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from avatar.intake import ObjectGone, PresignedUpload, StoreUnavailable
 from avatar.keys import s3_uri, split_s3_uri
+from avatar.training_jobs import RetryLater
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -106,8 +107,6 @@ class OrchestrationBucket:
 
     def write_manifest(self, key: str, body: bytes) -> str:
         """Store a manifest; returns its s3:// URI."""
-        from avatar.training_jobs import RetryLater
-
         try:
             self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
         except ClientError as exc:
@@ -115,8 +114,6 @@ class OrchestrationBucket:
         return s3_uri(self._bucket, key)
 
     def _get(self, key: str) -> bytes | None:
-        from avatar.training_jobs import RetryLater
-
         try:
             return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
         except ClientError as exc:
@@ -131,8 +128,6 @@ class OrchestrationBucket:
 
     def exists(self, key: str) -> bool:
         """Whether an object exists."""
-        from avatar.training_jobs import RetryLater
-
         try:
             self._client.head_object(Bucket=self._bucket, Key=key)
         except ClientError as exc:
@@ -152,8 +147,6 @@ class OrchestrationBucket:
 
     def delete_everything_under(self, prefix: str, *, exact: bool = False) -> int:
         """Delete every version and delete marker under `prefix` (of exactly that key with `exact`)."""
-        from avatar.training_jobs import RetryLater
-
         removed = 0
         try:
             for page in self._client.get_paginator("list_object_versions").paginate(Bucket=self._bucket, Prefix=prefix):
