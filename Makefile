@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup lint format test demo bench bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean
+.PHONY: setup tools lint format test demo bench bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
 
 setup: $(STAMP)
 
@@ -17,11 +17,31 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/triton-stub-site numpy==1.26.4
 	rm -f $(VENV)/.installed-* && touch $@
 
-lint: setup
+# checkov and the SAM CLI pin their own dependencies: each gets a virtual environment of its own.
+CHECKOV_VERSION := 3.3.30
+SAM_CLI_VERSION := 1.170.0
+CHECKOV := $(VENV)/tools/checkov-$(CHECKOV_VERSION)/bin/checkov
+SAM := $(VENV)/tools/sam-$(SAM_CLI_VERSION)/bin/sam
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(VENV)/tools/checkov-$(CHECKOV_VERSION)
+	$(VENV)/tools/checkov-$(CHECKOV_VERSION)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
+$(SAM):
+	$(PYTHON) -m venv $(VENV)/tools/sam-$(SAM_CLI_VERSION)
+	$(VENV)/tools/sam-$(SAM_CLI_VERSION)/bin/pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+
+tools: $(CHECKOV) $(SAM)
+
+# Template checks: cfn-lint with the serverless rules, checkov (skips and reasons in .checkov.yaml) and
+# `sam validate --lint`, which works offline (a region is all it needs).
+lint: setup tools
 	$(BIN)/ruff format --check src services tests gpu
 	$(BIN)/ruff check src services tests gpu
 	$(BIN)/mypy
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules --template template.yaml
+	$(CHECKOV) --config-file .checkov.yaml --file template.yaml
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml
 
 format: setup
 	$(BIN)/ruff format src services tests gpu
@@ -68,6 +88,25 @@ build-UploadApiFunction build-ModelsApiFunction build-OrchestratorFunction build
 
 build-GenerateApiFunction:
 	$(PYTHON) -m pip install --quiet --no-compile '.[generate]' --target "$(ARTIFACTS_DIR)"
+
+# --- What the SageMaker endpoints load (see the README's deploy guide) ---------------------------------------------
+TRITON_IMAGE ?=
+GPU_OUT := build/gpu
+
+# The models' conda-pack environment, built inside the Triton image (Docker, internet).
+gpu-env:
+	@test -n "$(TRITON_IMAGE)" || { echo "TRITON_IMAGE=<uri> (avatar deploy images --region <region>)"; exit 2; }
+	gpu/env/build-env.sh $(TRITON_IMAGE) $(GPU_OUT)/avatar_env.tar.gz
+
+# The LMI code artifact and, once gpu-env has run, the setup model with the environment inside.
+gpu-artifacts: setup
+	$(BIN)/avatar deploy build --out $(GPU_OUT)
+
+# The Triton image with the environment baked in: IMAGE=<account>.dkr.ecr.<region>.amazonaws.com/avatar-triton:<tag>
+gpu-image:
+	@test -n "$(TRITON_IMAGE)" -a -n "$(IMAGE)" || { echo "TRITON_IMAGE=<uri> IMAGE=<your ECR uri>"; exit 2; }
+	docker build --build-arg TRITON_IMAGE=$(TRITON_IMAGE) -t $(IMAGE) -f gpu/triton/Dockerfile $(GPU_OUT)
+	docker push $(IMAGE)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

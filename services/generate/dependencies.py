@@ -32,7 +32,12 @@ def output_bucket() -> OutputBucket:
 @cache
 def avatar_endpoint() -> MultiModelEndpoint:
     """The multi-model endpoint behind sagemaker-runtime."""
-    return MultiModelEndpoint(boto3.client("sagemaker-runtime", config=_ENDPOINT), get_settings().endpoint_name)
+    settings = get_settings()
+    return MultiModelEndpoint(
+        boto3.client("sagemaker-runtime", config=_ENDPOINT),
+        settings.endpoint_name,
+        setup_target_model=settings.setup_target_model,
+    )
 
 
 def reset() -> None:

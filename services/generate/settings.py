@@ -16,6 +16,8 @@ class GenerateSettings(BaseSettings):
     table_name: str
     bucket_name: str
     endpoint_name: str
+    # The setup model (TargetModel), invoked when an instance lacks the models' Python environment; None: never.
+    setup_target_model: str | None = None
     image_url_ttl_seconds: int = Field(900, ge=60, le=3600)
     # Retries must end before API Gateway's ~30 s: the rest of the budget goes to storing the images.
     retry_budget_seconds: float = Field(22.0, gt=0, le=27)

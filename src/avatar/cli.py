@@ -375,6 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--height", type=int)
     generate.add_argument("--num-images", type=int)
     generate.set_defaults(run=_generate)
+
+    from avatar.deploy.cli import add_deploy_commands
+
+    add_deploy_commands(commands)
     return parser
 
 

@@ -3,6 +3,7 @@ service, the wire format."""
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from pathlib import Path
@@ -285,25 +286,39 @@ def test_the_request_travels_in_tritons_binary_format_and_back():
     assert [(image.png, image.seed) for image in decoded] == [(pngs[0], 3), (pngs[1], 4)]
 
 
-def test_the_execution_environment_is_unpacked_once(tmp_path: Path):
-    import io
-    import tarfile
+def test_the_execution_environment_is_installed_once_and_atomically(tmp_path: Path):
+    import os
 
-    from avatar.serving.setup import unpack_execution_env
+    from avatar.serving.setup import install_execution_env
 
-    archive = tmp_path / "env.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        data = b"#!/bin/sh\n"
-        info = tarfile.TarInfo("bin/activate")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+    bundled = tmp_path / "setup" / "avatar_env.tar.gz"
+    bundled.parent.mkdir()
+    bundled.write_bytes(b"conda-pack archive")
+    target = tmp_path / "opt" / "avatar" / "avatar_env.tar.gz"
 
-    first = unpack_execution_env(str(archive), cache_dir=tmp_path / "cache")
-    (first / "bin" / "activate").write_bytes(b"changed")  # a second call must not unpack again
-    second = unpack_execution_env(str(archive), cache_dir=tmp_path / "cache")
+    assert install_execution_env(bundled, target) is True
+    assert target.read_bytes() == b"conda-pack archive"
+    os.utime(target, (1, 1))  # Triton unpacks again when the archive's mtime changes: a second call must not touch it
+    assert install_execution_env(bundled, target) is False
+    assert target.stat().st_mtime == 1
+    assert [path.name for path in target.parent.iterdir()] == ["avatar_env.tar.gz"]  # no staging file left behind
 
-    assert first == second
-    assert (second / "bin" / "activate").read_bytes() == b"changed"
+    bundled.write_bytes(b"a newer, larger conda-pack archive")
+    assert install_execution_env(bundled, target) is True
+    assert target.read_bytes() == b"a newer, larger conda-pack archive"
+
+
+def test_the_shared_base_runs_in_the_execution_environment_when_one_is_named():
+    import json
+
+    from avatar.serving.base_definition import shared_base_definition
+
+    plain, _ = shared_base_definition("avatar_base")
+    config, files = shared_base_definition("avatar_base", execution_env="/opt/avatar/avatar_env.tar.gz")
+
+    assert "parameters" not in json.loads(plain)
+    assert json.loads(config)["parameters"] == {"EXECUTION_ENV_PATH": {"string_value": "/opt/avatar/avatar_env.tar.gz"}}
+    assert set(files) == {"file:1/model.py"}
 
 
 def test_the_generate_function_imports_no_image_or_ml_library():
@@ -318,3 +333,53 @@ def test_the_generate_function_imports_no_image_or_ml_library():
     loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
 
     assert loaded.strip() == "[]"
+
+
+def test_an_instance_without_the_models_environment_gets_the_setup_model_invoked_and_the_request_retried():
+    import boto3
+    from botocore.response import StreamingBody
+    from botocore.stub import ANY, Stubber
+
+    from avatar.aws.sagemaker_runtime import MultiModelEndpoint
+
+    client = boto3.client(
+        "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    endpoint = MultiModelEndpoint(client, "avatar-generate", setup_target_model="_system/avatar_setup.tar.gz")
+    request = GenerationRequest(prompt="x", seed=1)
+    with Stubber(client) as stubber:
+        # What SageMaker relays when Triton's Python backend cannot find the model's environment.
+        stubber.add_client_error(
+            "invoke_endpoint",
+            service_error_code="ModelError",
+            service_message="failed to load 'avatar-u1-j1': Path /opt/avatar/avatar_env.tar.gz does not exist",
+            http_status_code=424,
+            expected_params={
+                "EndpointName": "avatar-generate",
+                "TargetModel": "u1/j1.tar.gz",
+                "Body": ANY,
+                "ContentType": ANY,
+            },
+        )
+        stubber.add_response(
+            "invoke_endpoint",
+            {"Body": StreamingBody(io.BytesIO(b"{}"), 2), "ContentType": "application/json"},
+            expected_params={
+                "EndpointName": "avatar-generate",
+                "TargetModel": "_system/avatar_setup.tar.gz",
+                "Body": b'{"inputs": []}',
+                "ContentType": "application/json",
+            },
+        )
+        with pytest.raises(EndpointBusy, match="being prepared"):  # create_avatars retries it within its budget
+            endpoint.generate("models/u1/j1.tar.gz", request)
+        stubber.assert_no_pending_responses()
+
+    # Without a setup model the same answer is the model's refusal, as before.
+    plain = MultiModelEndpoint(client, "avatar-generate")
+    with Stubber(client) as stubber:
+        stubber.add_client_error(
+            "invoke_endpoint", service_error_code="ModelError", service_message="bad adapter", http_status_code=424
+        )
+        with pytest.raises(GenerationRejected):
+            plain.generate("models/u1/j1.tar.gz", request)

@@ -19,6 +19,8 @@ _BINARY_CONTENT_TYPE = "application/vnd.sagemaker-triton.binary+json;json-header
 # Answers worth retrying: the model is still loading, the endpoint is throttling, out of memory, or down.
 _BUSY_CODES = {"ModelNotReadyException", "ThrottlingException", "ServiceUnavailable", "InternalFailure"}
 _BUSY_STATUS = {429, 500, 502, 503, 504, 507}
+# A model whose load failed because the instance lacks the models' Python environment names it in the error.
+_ENVIRONMENT_MISSING = ("avatar_env.tar.gz", "EXECUTION_ENV_PATH")
 
 
 def triton_content_type(json_header_length: int | str | None) -> str:
@@ -82,9 +84,10 @@ def decode_images(body: bytes, content_type: str) -> list[GeneratedImage]:
 class MultiModelEndpoint:
     """The avatar multi-model endpoint behind sagemaker-runtime."""
 
-    def __init__(self, client: Any, endpoint_name: str) -> None:
+    def __init__(self, client: Any, endpoint_name: str, *, setup_target_model: str | None = None) -> None:
         self._client = client
         self._endpoint = endpoint_name
+        self._setup = setup_target_model
 
     def generate(self, artifact_key: str, request: GenerationRequest) -> list[GeneratedImage]:
         """One InvokeEndpoint call routed to the user's model; raises EndpointBusy or GenerationRejected."""
@@ -100,6 +103,9 @@ class MultiModelEndpoint:
             code = exc.response.get("Error", {}).get("Code", "")
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
             message = exc.response.get("Error", {}).get("Message", "")
+            if self._setup and any(marker in message for marker in _ENVIRONMENT_MISSING):
+                self._prepare_instance()
+                raise EndpointBusy(f"the instance is being prepared: {message}") from exc
             if code in _BUSY_CODES or status in _BUSY_STATUS:
                 raise EndpointBusy(f"{code or status}: {message}") from exc
             raise GenerationRejected(f"the model refused the request: {message or code}") from exc
@@ -108,3 +114,16 @@ class MultiModelEndpoint:
         except BotoCoreError as exc:
             raise EndpointBusy(f"endpoint call failed: {exc}") from exc
         return decode_images(response["Body"].read(), response.get("ContentType", ""))
+
+    def _prepare_instance(self) -> None:
+        """Invoke the setup model, which puts the models' Python environment in place and preloads the shared base;
+        the caller's retry then finds the user's model loadable. Its own failure leaves that retry to report."""
+        try:
+            self._client.invoke_endpoint(
+                EndpointName=self._endpoint,
+                TargetModel=self._setup,
+                Body=b'{"inputs": []}',
+                ContentType="application/json",
+            )
+        except (ClientError, BotoCoreError):
+            return

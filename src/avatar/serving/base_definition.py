@@ -33,6 +33,10 @@ SHARED_BASE_CONFIG: dict[str, Any] = {
 MODEL_PY = b"from avatar.serving.triton_base import TritonPythonModel  # noqa: F401\n"
 
 
-def shared_base_definition(name: str) -> tuple[str, dict[str, bytes]]:
-    """The config (JSON) and files for `pb_utils.load_model(name, config=..., files=...)`."""
-    return json.dumps(SHARED_BASE_CONFIG | {"name": name}), {"file:1/model.py": MODEL_PY}
+def shared_base_definition(name: str, execution_env: str | None = None) -> tuple[str, dict[str, bytes]]:
+    """The config (JSON) and files for `pb_utils.load_model(name, config=..., files=...)`; with `execution_env`,
+    the base runs in that conda-pack environment (as every model does on SageMaker)."""
+    config = SHARED_BASE_CONFIG | {"name": name}
+    if execution_env:
+        config["parameters"] = {"EXECUTION_ENV_PATH": {"string_value": execution_env}}
+    return json.dumps(config), {"file:1/model.py": MODEL_PY}

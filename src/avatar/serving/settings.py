@@ -23,7 +23,9 @@ class ServingSettings(BaseSettings):
     batch_strategy: Literal["mixed", "grouped"] = "mixed"
     # LoRA rank of the reusable adapter slots (the training default); 0 turns slot reuse (hot-swapping) off.
     hotswap_rank: int = Field(16, ge=0)
-    execution_env: str | None = None  # a conda-pack archive (folder or s3://) the setup model unpacks once
+    # Where the models' conda-pack environment lives on a SageMaker instance (every model's EXECUTION_ENV_PATH); the
+    # setup model puts the archive it carries there. None where Triton's own Python has the ML stack (locally).
+    triton_execution_env: str | None = None
 
 
 @cache

@@ -1,16 +1,19 @@
-"""What the setup model does once per container: fetch the shared base and unpack the Python execution environment."""
+"""What the setup model does once per container: put the models' Python environment where their configs name it,
+and fetch the shared base model."""
 
 from __future__ import annotations
 
-import hashlib
-import tarfile
+import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from avatar.cache import build_once
 from avatar.diffusion.base_model import resolve_base_model
 from avatar.serving.settings import ServingSettings
+
+# The conda-pack archive inside the setup model's folder (its config runs the setup model in it).
+BUNDLED_ENV = "avatar_env.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -22,30 +25,31 @@ class PreparedContainer:
     execution_env: Path | None
 
 
-def unpack_execution_env(source: str, *, cache_dir: Path) -> Path:
-    """Unpack a conda-pack archive (a local path or s3://bucket/key) once; later calls return the same folder."""
-    folder = cache_dir / "execution-env" / hashlib.sha256(source.encode()).hexdigest()[:16]
+def install_execution_env(source: Path, target: Path) -> bool:
+    """Copy the environment archive to `target` unless the same file is there; True when it copied.
 
-    def unpack(staging: Path) -> None:
-        with tempfile.TemporaryDirectory() as scratch:
-            archive = Path(source)
-            if source.startswith("s3://"):
-                import boto3
+    Triton's Python backend unpacks an EXECUTION_ENV_PATH once and again only when its modification time changes,
+    so an unchanged archive is left alone. The copy is renamed into place, so a model loading meanwhile never sees
+    half an archive.
+    """
+    if target.is_file() and target.stat().st_size == source.stat().st_size:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.close(handle)
+    try:
+        shutil.copyfile(source, staging)
+        os.replace(staging, target)
+    finally:
+        Path(staging).unlink(missing_ok=True)
+    return True
 
-                bucket, _, key = source.removeprefix("s3://").partition("/")
-                archive = Path(scratch) / "env.tar.gz"
-                boto3.client("s3").download_file(bucket, key, str(archive))
-            with tarfile.open(archive) as tar:
-                tar.extractall(staging, filter="data")
-        (staging / ".complete").touch()
 
-    return build_once(folder, marker=".complete", build=unpack)
-
-
-def prepare_container(settings: ServingSettings) -> PreparedContainer:
-    """Fetch (or build) the base model and the execution environment; idempotent, so safe to call again."""
+def prepare_container(settings: ServingSettings, *, bundled_env: Path | None = None) -> PreparedContainer:
+    """Install the bundled environment where the models expect it, and fetch (or build) the base model; idempotent."""
+    environment = None
+    if settings.triton_execution_env and bundled_env is not None and bundled_env.is_file():
+        environment = Path(settings.triton_execution_env)
+        install_execution_env(bundled_env, environment)
     base = resolve_base_model(settings.base_model, cache_dir=settings.cache_dir)
-    environment = (
-        unpack_execution_env(settings.execution_env, cache_dir=settings.cache_dir) if settings.execution_env else None
-    )
     return PreparedContainer(base_model=base.folder, base_model_sha256=base.sha256, execution_env=environment)

@@ -11,7 +11,7 @@ import tarfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from avatar.adapter_format import ADAPTER_WEIGHTS, METADATA_NAME
 from avatar.training.options import TrainingOptions
@@ -90,31 +90,64 @@ def model_name(user_id: str, version: str) -> str:
     return name
 
 
-def package_user_model(adapter_dir: Path, *, name: str, template: Path | None = None) -> bytes:
-    """The per-user model as a .tar.gz: `<name>/config.pbtxt`, `<name>/1/model.py`, `<name>/1/adapter/*`."""
-    template = template or user_model_template()
-    buffer = io.BytesIO()
-    # gzip's header carries a timestamp too: zero it, or two packagings a second apart differ.
+def with_execution_env(config: str, execution_env: str) -> str:
+    """A Python-backend config.pbtxt that runs its model in the conda-pack environment at `execution_env`."""
+    if "EXECUTION_ENV_PATH" in config:
+        raise ValueError("the config already names an execution environment")
+    return config.rstrip("\n") + (
+        "\n# The Python environment (conda-pack) the stub runs in: torch, diffusers, peft and the avatar package.\n"
+        f'parameters: {{ key: "EXECUTION_ENV_PATH", value: {{ string_value: "{execution_env}" }} }}\n'
+    )
+
+
+def write_reproducible_tar_gz(members: Iterable[tuple[str, bytes | Path]], target: BinaryIO) -> None:
+    """Write a .tar.gz of (name, content or file) with zeroed times and fixed modes: same inputs, same bytes.
+    Files are streamed, so a multi-gigabyte member never sits in memory."""
+    # gzip's header carries a timestamp and the file's name: zero both, or the same inputs give other bytes.
     with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed,
+        gzip.GzipFile(filename="", fileobj=target, mode="wb", mtime=0) as compressed,
         tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive,
     ):
-        members: list[tuple[Path, str]] = [
-            (path, f"{name}/{path.relative_to(template).as_posix()}")
-            for path in sorted(template.rglob("*"))
-            if path.is_file() and "__pycache__" not in path.parts
-        ]
-        members += [
-            (adapter_dir / file, f"{name}/1/{ADAPTER_FOLDER}/{file}") for file in (ADAPTER_WEIGHTS, METADATA_NAME)
-        ]
-        for path, arcname in members:
+        for arcname, content in members:
             info = tarfile.TarInfo(arcname)
-            info.size = path.stat().st_size
             info.mode = 0o644
-            info.mtime = 0  # same inputs, same archive
-            with path.open("rb") as handle:
-                archive.addfile(info, handle)
+            info.mtime = 0
+            if isinstance(content, Path):
+                info.size = content.stat().st_size
+                with content.open("rb") as handle:
+                    archive.addfile(info, handle)
+            else:
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+
+
+def reproducible_tar_gz(members: Iterable[tuple[str, bytes | Path]]) -> bytes:
+    """`write_reproducible_tar_gz` into memory, for small archives."""
+    buffer = io.BytesIO()
+    write_reproducible_tar_gz(members, buffer)
     return buffer.getvalue()
+
+
+def package_user_model(
+    adapter_dir: Path, *, name: str, template: Path | None = None, execution_env: str | None = None
+) -> bytes:
+    """The per-user model as a .tar.gz: `<name>/config.pbtxt`, `<name>/1/model.py`, `<name>/1/adapter/*`.
+
+    `execution_env`: where the multi-model endpoint keeps the models' conda-pack environment (on SageMaker, where
+    the image's own Python lacks torch and diffusers); None for a Triton whose Python has them (the local one).
+    """
+    template = template or user_model_template()
+    members: list[tuple[str, bytes | Path]] = []
+    for path in sorted(template.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts:
+            continue
+        arcname = f"{name}/{path.relative_to(template).as_posix()}"
+        if path.name == "config.pbtxt" and execution_env:
+            members.append((arcname, with_execution_env(path.read_text(), execution_env).encode()))
+        else:
+            members.append((arcname, path))
+    members += [(f"{name}/1/{ADAPTER_FOLDER}/{file}", adapter_dir / file) for file in (ADAPTER_WEIGHTS, METADATA_NAME)]
+    return reproducible_tar_gz(members)
 
 
 def check_members(members: Iterable[tarfile.TarInfo]) -> str:

@@ -62,8 +62,12 @@ def fine_tune(
     device: str | None = None,
     progress: ProgressCallback = ignore_progress,
     s3_client: Any = None,
+    execution_env: str | None = None,
 ) -> FineTuneResult:
-    """Write `out_dir/prepared/`, `out_dir/adapter/` and `out_dir/model.tar.gz`; raises FineTuneFailed."""
+    """Write `out_dir/prepared/`, `out_dir/adapter/` and `out_dir/model.tar.gz`; raises FineTuneFailed.
+
+    `execution_env`: the multi-model endpoint's conda-pack environment, named in the packaged model's config.
+    """
     import torch
 
     progress(TrainingProgress(phase="preparing"))
@@ -119,7 +123,7 @@ def fine_tune(
         job_id=job_id,
     )
     archive = out_dir / ARCHIVE_NAME
-    archive.write_bytes(package_user_model(adapter_dir, name=name))
+    archive.write_bytes(package_user_model(adapter_dir, name=name, execution_env=execution_env))
     return FineTuneResult(
         adapter_dir=adapter_dir,
         archive=archive,

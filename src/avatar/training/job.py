@@ -53,6 +53,7 @@ def run_training_job(
     device: str | None = None,
     progress: ProgressCallback = ignore_progress,
     s3_client: Any = None,
+    execution_env: str | None = None,
 ) -> dict[str, Any]:
     """Download, prepare, train, package and upload; returns `{status, model_key, metrics}` or raises."""
     work = Path(tempfile.mkdtemp(prefix=f"job-{manifest.job_id}-", dir=work_root))  # one folder per job
@@ -81,6 +82,7 @@ def run_training_job(
                 device=device,
                 progress=progress,
                 s3_client=s3_client,
+                execution_env=execution_env,
             )
         except FineTuneFailed as exc:
             raise TrainingJobFailed(str(exc)) from exc

@@ -30,6 +30,8 @@ class TrainingSettings(BaseSettings):
     work_dir: Path | None = None
     class_images_prefix: str = CLASS_IMAGES
     progress_interval_seconds: float = 10.0
+    # Where the multi-model endpoint keeps the models' conda-pack environment; written into every packaged model.
+    triton_execution_env: str | None = None
 
 
 @cache
@@ -73,4 +75,5 @@ def handle_training_request(body: bytes | None, settings: TrainingSettings | Non
             Throttled(log_progress(logger), interval=settings.progress_interval_seconds),
         ),
         s3_client=client,
+        execution_env=settings.triton_execution_env,
     )

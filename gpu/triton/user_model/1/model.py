@@ -22,6 +22,7 @@ import triton_python_backend_utils as pb_utils
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
 # Read here rather than through avatar.serving.settings (pydantic-settings), which would weigh on every resident user.
 BASE = os.environ.get("AVATAR_BASE_MODEL_NAME", "avatar_base")
+EXECUTION_ENV = os.environ.get("AVATAR_TRITON_EXECUTION_ENV") or None  # ServingSettings.triton_execution_env
 CACHE_DIR = Path(os.environ.get("AVATAR_CACHE_DIR", "/tmp/avatar-cache"))  # noqa: S108 (ServingSettings' default)
 
 
@@ -76,7 +77,7 @@ class TritonPythonModel:
             else:
                 from avatar.serving.base_definition import shared_base_definition
 
-                config, files = shared_base_definition(BASE)
+                config, files = shared_base_definition(BASE, execution_env=EXECUTION_ENV)
                 pb_utils.load_model(BASE, config=config, files=files)
         except Exception as exc:
             raise BaseUnavailable(str(exc)) from exc

@@ -1,0 +1,117 @@
+"""The artifacts the two SageMaker endpoints load, built reproducibly (same sources, same bytes, same key).
+
+- The LMI code artifact (`training-code.tar.gz`, the training endpoint's ModelDataUrl): `model.py`,
+  `serving.properties` and `requirements.txt` from `gpu/training/`, the `avatar` package beside them (DJL Serving puts
+  the model folder on `sys.path`) and `gpu/triton/user_model/`, the template every trained adapter is packaged with.
+- The setup model (`avatar_setup.tar.gz`, TargetModel `_system/avatar_setup.tar.gz` of the multi-model endpoint):
+  `gpu/triton/avatar_setup/` with the models' conda-pack environment inside; its config runs it in that environment.
+  The shared base needs no archive of its own: users' models and the setup model load it from its definition in the
+  package (`avatar.serving.base_definition`), because SageMaker loads models only by TargetModel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import avatar
+from avatar.serving.setup import BUNDLED_ENV
+from avatar.training.artifact import (
+    USER_MODEL,
+    reproducible_tar_gz,
+    triton_model_folder,
+    with_execution_env,
+    write_reproducible_tar_gz,
+)
+
+TRAINING_CODE = "training-code.tar.gz"
+SETUP_MODEL = "avatar_setup"
+SETUP_ARCHIVE = f"{SETUP_MODEL}.tar.gz"
+# The setup model's own config names the archive beside it; Triton expands $$TRITON_MODEL_DIRECTORY.
+BUNDLED_ENV_PATH = f"$$TRITON_MODEL_DIRECTORY/{BUNDLED_ENV}"
+TRAINING_FILES = ("model.py", "serving.properties", "requirements.txt")
+# Development-only parts of the package that the containers never import (moto, the local stack, the demo).
+_NOT_SHIPPED = ("local", "demo.py", "bench.py")
+
+
+def repository_root(start: Path | None = None) -> Path:
+    """The checkout holding `gpu/` (the artifacts are built from a clone, not from an installed wheel)."""
+    here = (start or Path(__file__)).resolve()
+    for folder in [here, *here.parents]:
+        if (folder / "gpu" / "training" / "model.py").is_file():
+            return folder
+    raise FileNotFoundError(f"gpu/training/model.py not found above {here}: build the artifacts from a clone")
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            yield path
+
+
+def package_sources(package: Path | None = None) -> list[tuple[str, Path]]:
+    """The `avatar` package's files as `avatar/...` members, without the development-only parts."""
+    package = package or Path(avatar.__file__).resolve().parent
+    members = []
+    for path in _files(package):
+        relative = path.relative_to(package)
+        if relative.parts[0] in _NOT_SHIPPED:
+            continue
+        members.append((f"avatar/{relative.as_posix()}", path))
+    return members
+
+
+def training_code_archive(root: Path | None = None) -> bytes:
+    """The LMI code artifact, as bytes."""
+    root = root or repository_root()
+    training = root / "gpu" / "training"
+    members: list[tuple[str, bytes | Path]] = [(name, training / name) for name in TRAINING_FILES]
+    members += package_sources()
+    template = triton_model_folder(USER_MODEL, root)
+    members += [(f"gpu/triton/{USER_MODEL}/{path.relative_to(template).as_posix()}", path) for path in _files(template)]
+    return reproducible_tar_gz(members)
+
+
+def write_setup_model(target: Path, execution_env: Path, root: Path | None = None) -> Path:
+    """Write the setup model with the conda-pack environment inside to `target` (streamed: it is gigabytes)."""
+    if not execution_env.is_file():
+        raise FileNotFoundError(f"{execution_env}: build the environment first (make gpu-env)")
+    folder = triton_model_folder(SETUP_MODEL, root or repository_root())
+    members: list[tuple[str, bytes | Path]] = []
+    for path in _files(folder):
+        arcname = f"{SETUP_MODEL}/{path.relative_to(folder).as_posix()}"
+        if path.name == "config.pbtxt":
+            members.append((arcname, with_execution_env(path.read_text(), BUNDLED_ENV_PATH).encode()))
+        else:
+            members.append((arcname, path))
+    members.append((f"{SETUP_MODEL}/{BUNDLED_ENV}", execution_env))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as handle:
+        write_reproducible_tar_gz(members, handle)
+    return target
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_key(prefix: str, artifact: Path) -> str:
+    """`<prefix>/<stem>-<sha256[:12]>.tar.gz`: a new key for new contents, so a deploy replaces the SageMaker model."""
+    stem = artifact.name.removesuffix(".tar.gz")
+    return f"{prefix.strip('/')}/{stem}-{file_sha256(artifact)[:12]}.tar.gz"
+
+
+def build(out_dir: Path, *, execution_env: Path | None = None) -> dict[str, Path]:
+    """Write the artifacts to `out_dir`; the setup model only when the environment is given."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = {"training_code": out_dir / TRAINING_CODE}
+    written["training_code"].write_bytes(training_code_archive())
+    if execution_env is not None:
+        written["setup_model"] = write_setup_model(out_dir / SETUP_ARCHIVE, execution_env)
+    return written
