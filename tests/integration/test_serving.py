@@ -446,6 +446,100 @@ def test_a_user_model_gets_the_shared_base_loaded_and_the_setup_model_is_idempot
         client.close()
 
 
+def _packed_environment(folder: Path, token: str, cache_dir: Path) -> Path:
+    """A Python environment packed as conda-pack packs one, for this machine's Triton: `bin/activate` puts the
+    environment's `bin/python3` first on PATH, so the stub's Python takes its prefix and site-packages from there;
+    those hold the avatar package as the deploy build ships it, before this machine's packages. (The real one,
+    built by gpu/env/build-env.sh inside the Triton image, is a whole conda interpreter with CUDA torch; Triton
+    unpacks and activates both alike.)"""
+    import shutil
+    import sys
+    import venv
+
+    from avatar.deploy.artifacts import package_sources
+    from avatar.local.triton import stub_environment
+
+    root = folder / "env"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(root)
+    relative_site = Path("lib") / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    site = root / relative_site
+    for arcname, source in package_sources():
+        (site / arcname).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, site / arcname)
+    # The ML stack is this machine's (NumPy 1 for the stub, then the project's packages), after the packed avatar.
+    for pth in (stub_environment(cache_dir) / relative_site).glob("*.pth"):
+        shutil.copyfile(pth, site / pth.name)
+    # The packed copies of the modules the Triton models import say where they were imported from.
+    for module in ("setup", "triton_base", "base_definition"):
+        with (site / "avatar" / "serving" / f"{module}.py").open("a") as copy:
+            copy.write(
+                "\nimport os as _os\n"
+                "with open(_os.environ['AVATAR_TEST_IMPORTS'], 'a') as _log:\n"
+                "    _log.write(__file__ + '\\n')\n"
+            )
+    (root / "bin" / "activate").write_text(
+        f'# {token}\nhere="$(cd "$(dirname "${{BASH_SOURCE[0]}}")/.." && pwd)"\nexport PATH="$here/bin:$PATH"\n'
+    )
+    archive = folder / "avatar_env.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname=".")
+    return archive
+
+
+def test_on_a_sagemaker_layout_the_setup_model_installs_the_environment_every_model_then_runs_in(
+    cache_dir: Path, user_models: list[Path], tmp_path: Path
+):
+    """As on SageMaker: an empty repository, the setup model loaded first from its archive (the environment inside),
+    then a user's model packaged with the environment's path; each Python model runs in the packed environment."""
+    import uuid
+
+    import tritonclient.http as httpclient
+
+    from avatar.deploy.artifacts import write_setup_model
+    from avatar.local.triton import triton_server
+    from avatar.training.artifact import extract_user_model, package_user_model
+
+    token = f"avatar-test-env-{uuid.uuid4().hex}"
+    environment = _packed_environment(tmp_path, token, cache_dir)
+    installed = tmp_path / "opt" / "avatar" / "avatar_env.tar.gz"  # AVATAR_TRITON_EXECUTION_ENV
+    setup = write_setup_model(tmp_path / "avatar_setup.tar.gz", environment)
+    adapter = extract_user_model(user_models[0], tmp_path / "user") / "1" / "adapter"
+    user_archive = package_user_model(adapter, name="avatar-u1-j1", execution_env=str(installed))
+
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    settings = {
+        "AVATAR_TRITON_EXECUTION_ENV": str(installed),
+        "AVATAR_CACHE_DIR": str(cache_dir),
+        "AVATAR_TEST_IMPORTS": str(tmp_path / "imports.log"),
+    }
+    with triton_server(repository, cache_dir=cache_dir, env=settings) as server:
+        client = httpclient.InferenceServerClient(server.http_url, network_timeout=300)
+        extract_user_model(setup.read_bytes(), repository)
+        client.load_model("avatar_setup")
+
+        assert installed.read_bytes() == environment.read_bytes()  # copied where every model's config names it
+        assert client.is_model_ready("avatar_base")  # preloaded from its definition, in the environment too
+
+        extract_user_model(user_archive, repository)
+        client.load_model("avatar-u1-j1")
+        answer = client.infer("avatar-u1-j1", _request_inputs(GenerationRequest(prompt="x", seed=3, steps=2)))
+        assert Image.open(io.BytesIO(bytes(answer.as_numpy("images")[0]))).size == (64, 64)
+        client.close()
+
+    # Each model imported the avatar package from an environment Triton unpacked (under /tmp/python_env_*), not from
+    # this checkout: the setup model from its own archive, the base and the user's model from the installed copy.
+    imported = (tmp_path / "imports.log").read_text().splitlines()
+    assert {Path(path).stem for path in imported} >= {"setup", "triton_base", "base_definition"}
+    assert all(path.startswith("/tmp/python_env_") for path in imported), imported
+
+
+def _request_inputs(request: GenerationRequest) -> list[Any]:
+    from avatar.aws.sagemaker_runtime import request_tensors
+
+    return request_tensors(request)
+
+
 def test_avatar_serve_starts_triton_with_the_shared_base_and_stops_on_ctrl_c(cache_dir: Path, user_models: list[Path]):
     import signal
     import subprocess
