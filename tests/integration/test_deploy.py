@@ -82,6 +82,23 @@ def test_no_statement_grants_a_wildcard_action_or_an_unconditioned_wildcard_reso
                     assert condition in keys, (owner, action)
 
 
+def test_no_statement_reaches_the_whole_photo_bucket():
+    """Object actions name the prefixes a function uses; the orchestrator's erasure covers exactly the user's."""
+    from avatar.keys import USER_PREFIXES
+
+    for owner, statement in _statements():
+        for resource in _as_list(statement["Resource"]):
+            if isinstance(resource, dict) and "Fn::Sub" in resource:
+                assert not resource["Fn::Sub"].endswith("${PhotoBucket}/*"), (owner, statement["Action"])
+    erasing = next(
+        statement
+        for owner, statement in _statements()
+        if owner == "OrchestratorFunction" and "s3:DeleteObjectVersion" in _as_list(statement["Action"])
+    )
+    prefixes = {resource["Fn::Sub"].split("${PhotoBucket}/")[1].removesuffix("/*") for resource in erasing["Resource"]}
+    assert prefixes == set(USER_PREFIXES)
+
+
 def test_only_the_endpoints_own_arns_may_be_invoked():
     invoking = {
         action: (owner, statement["Resource"])
