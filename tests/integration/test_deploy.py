@@ -334,3 +334,18 @@ def test_avatar_deploy_images_prints_both_template_parameters(capsys: pytest.Cap
         "LmiImageUri": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/djl-inference:0.32.0-lmi14.0.0-cu126",
         "TritonImageUri": "763104351884.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-tritonserver:25.09-py3",
     }
+
+
+def test_avatar_deploy_build_writes_the_training_code_and_upload_refuses_what_was_not_built(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    from avatar.cli import main
+
+    assert main(["deploy", "build", "--out", str(tmp_path / "gpu")]) == 0
+    assert (tmp_path / "gpu" / TRAINING_CODE).is_file()
+    assert "building the training code only" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as refused:
+        main(["deploy", "publish", "--out", str(tmp_path / "gpu")])  # no setup model without the environment
+    assert refused.value.code == 2
+    assert "make gpu-env gpu-artifacts" in capsys.readouterr().err

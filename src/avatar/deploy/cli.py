@@ -17,6 +17,14 @@ def _s3() -> Any:
     return boto3.client("s3")
 
 
+def _built(args: argparse.Namespace, parser: argparse.ArgumentParser, name: str, how: str) -> Path:
+    """An artifact `avatar deploy build` wrote to --out, or a usage error that says how to make it."""
+    artifact = Path(args.out) / name
+    if not artifact.is_file():
+        parser.error(f"{artifact} does not exist: run {how} first")
+    return artifact
+
+
 def _images(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from avatar.deploy.images import image_uris
 
@@ -42,9 +50,7 @@ def _upload(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from avatar.deploy.artifacts import TRAINING_CODE
     from avatar.deploy.publish import upload_training_code
 
-    artifact = Path(args.out) / TRAINING_CODE
-    if not artifact.is_file():
-        parser.error(f"{artifact} does not exist: run `avatar deploy build` (make gpu-artifacts) first")
+    artifact = _built(args, parser, TRAINING_CODE, "`make gpu-artifacts`")
     key = upload_training_code(_s3(), artifact, bucket=args.bucket, prefix=args.prefix)
     print(f"ArtifactBucket={args.bucket} TrainingCodeKey={key}")
     return 0
@@ -69,9 +75,7 @@ def _publish(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from avatar.deploy.artifacts import SETUP_ARCHIVE
     from avatar.deploy.publish import publish_setup_model, stack_outputs
 
-    artifact = Path(args.out) / SETUP_ARCHIVE
-    if not artifact.is_file():
-        parser.error(f"{artifact} does not exist: run `make gpu-env gpu-artifacts` first")
+    artifact = _built(args, parser, SETUP_ARCHIVE, "`make gpu-env gpu-artifacts`")
     bucket = stack_outputs(boto3.client("cloudformation"), args.stack)["PhotoBucketName"]
     key = publish_setup_model(_s3(), artifact, bucket=bucket)
     print(f"s3://{bucket}/{key}")
