@@ -12,16 +12,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import avatar
 from avatar.serving.setup import BUNDLED_ENV
 from avatar.training.artifact import (
     USER_MODEL,
+    folder_files,
+    model_folder_members,
     reproducible_tar_gz,
     triton_model_folder,
-    with_execution_env,
     write_reproducible_tar_gz,
 )
 
@@ -44,17 +44,11 @@ def repository_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(f"gpu/training/model.py not found above {here}: build the artifacts from a clone")
 
 
-def _files(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            yield path
-
-
 def package_sources(package: Path | None = None) -> list[tuple[str, Path]]:
     """The `avatar` package's files as `avatar/...` members, without the development-only parts."""
     package = package or Path(avatar.__file__).resolve().parent
     members = []
-    for path in _files(package):
+    for path in folder_files(package):
         relative = path.relative_to(package)
         if relative.parts[0] in _NOT_SHIPPED:
             continue
@@ -68,8 +62,7 @@ def training_code_archive(root: Path | None = None) -> bytes:
     training = root / "gpu" / "training"
     members: list[tuple[str, bytes | Path]] = [(name, training / name) for name in TRAINING_FILES]
     members += package_sources()
-    template = triton_model_folder(USER_MODEL, root)
-    members += [(f"gpu/triton/{USER_MODEL}/{path.relative_to(template).as_posix()}", path) for path in _files(template)]
+    members += model_folder_members(triton_model_folder(USER_MODEL, root), f"gpu/triton/{USER_MODEL}")
     return reproducible_tar_gz(members)
 
 
@@ -78,13 +71,7 @@ def write_setup_model(target: Path, execution_env: Path, root: Path | None = Non
     if not execution_env.is_file():
         raise FileNotFoundError(f"{execution_env}: build the environment first (make gpu-env)")
     folder = triton_model_folder(SETUP_MODEL, root or repository_root())
-    members: list[tuple[str, bytes | Path]] = []
-    for path in _files(folder):
-        arcname = f"{SETUP_MODEL}/{path.relative_to(folder).as_posix()}"
-        if path.name == "config.pbtxt":
-            members.append((arcname, with_execution_env(path.read_text(), BUNDLED_ENV_PATH).encode()))
-        else:
-            members.append((arcname, path))
+    members = model_folder_members(folder, SETUP_MODEL, execution_env=BUNDLED_ENV_PATH)
     members.append((f"{SETUP_MODEL}/{BUNDLED_ENV}", execution_env))
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("wb") as handle:
@@ -92,19 +79,11 @@ def write_setup_model(target: Path, execution_env: Path, root: Path | None = Non
     return target
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def content_key(prefix: str, artifact: Path) -> str:
     """`<prefix>/<stem>-<sha256[:12]>.tar.gz`: a new key for new contents, so a deploy replaces the SageMaker model."""
-    stem = artifact.name.removesuffix(".tar.gz")
-    return f"{prefix.strip('/')}/{stem}-{file_sha256(artifact)[:12]}.tar.gz"
+    with artifact.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return f"{prefix.strip('/')}/{artifact.name.removesuffix('.tar.gz')}-{digest[:12]}.tar.gz"
 
 
 def build(out_dir: Path, *, execution_env: Path | None = None) -> dict[str, Path]:

@@ -37,11 +37,12 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from avatar.deploy.artifacts import build
 
     environment = Path(args.execution_env)
-    if not environment.is_file():
+    present = environment.is_file()
+    if not present:
         if args.execution_env != str(DEFAULT_ENV):
             parser.error(f"{environment} does not exist")
         print(f"no {environment} (make gpu-env builds it): building the training code only")
-    for name, path in build(Path(args.out), execution_env=environment if environment.is_file() else None).items():
+    for name, path in build(Path(args.out), execution_env=environment if present else None).items():
         print(f"{name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 

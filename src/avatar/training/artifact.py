@@ -128,6 +128,26 @@ def reproducible_tar_gz(members: Iterable[tuple[str, bytes | Path]]) -> bytes:
     return buffer.getvalue()
 
 
+def folder_files(folder: Path) -> list[Path]:
+    """A folder's files in a stable order, without Python's bytecode caches."""
+    return [path for path in sorted(folder.rglob("*")) if path.is_file() and "__pycache__" not in path.parts]
+
+
+def model_folder_members(
+    folder: Path, name: str, *, execution_env: str | None = None
+) -> list[tuple[str, bytes | Path]]:
+    """A Triton model folder as archive members under `name/`; with `execution_env`, its config.pbtxt runs the model
+    in that conda-pack environment."""
+    members: list[tuple[str, bytes | Path]] = []
+    for path in folder_files(folder):
+        arcname = f"{name}/{path.relative_to(folder).as_posix()}"
+        if path.name == "config.pbtxt" and execution_env:
+            members.append((arcname, with_execution_env(path.read_text(), execution_env).encode()))
+        else:
+            members.append((arcname, path))
+    return members
+
+
 def package_user_model(
     adapter_dir: Path, *, name: str, template: Path | None = None, execution_env: str | None = None
 ) -> bytes:
@@ -136,16 +156,7 @@ def package_user_model(
     `execution_env`: where the multi-model endpoint keeps the models' conda-pack environment (on SageMaker, where
     the image's own Python lacks torch and diffusers); None for a Triton whose Python has them (the local one).
     """
-    template = template or user_model_template()
-    members: list[tuple[str, bytes | Path]] = []
-    for path in sorted(template.rglob("*")):
-        if not path.is_file() or "__pycache__" in path.parts:
-            continue
-        arcname = f"{name}/{path.relative_to(template).as_posix()}"
-        if path.name == "config.pbtxt" and execution_env:
-            members.append((arcname, with_execution_env(path.read_text(), execution_env).encode()))
-        else:
-            members.append((arcname, path))
+    members = model_folder_members(template or user_model_template(), name, execution_env=execution_env)
     members += [(f"{name}/1/{ADAPTER_FOLDER}/{file}", adapter_dir / file) for file in (ADAPTER_WEIGHTS, METADATA_NAME)]
     return reproducible_tar_gz(members)
 
