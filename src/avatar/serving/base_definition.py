@@ -4,6 +4,7 @@ model imports it)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 # gpu/triton/avatar_base/config.pbtxt in the JSON form Triton's load API takes (a test compares the two, as Triton
@@ -40,3 +41,16 @@ def shared_base_definition(name: str, execution_env: str | None = None) -> tuple
     if execution_env:
         config["parameters"] = {"EXECUTION_ENV_PATH": {"string_value": execution_env}}
     return json.dumps(config), {"file:1/model.py": MODEL_PY}
+
+
+def load_shared_base(pb_utils: Any, name: str, repository: Path, *, execution_env: str | None = None) -> None:
+    """From inside a Triton Python model (`pb_utils`: triton_python_backend_utils), load the shared base unless it is
+    loaded already: from `repository` when it holds it, else from its definition (on SageMaker every model comes from
+    its own TargetModel folder). Raises what Triton raises."""
+    if pb_utils.is_model_ready(name):
+        return
+    if (repository / name / "config.pbtxt").is_file():
+        pb_utils.load_model(name)
+    else:
+        config, files = shared_base_definition(name, execution_env=execution_env)
+        pb_utils.load_model(name, config=config, files=files)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+from avatar.serving.base_definition import load_shared_base
 from avatar.serving.settings import get_settings
 from avatar.serving.setup import BUNDLED_ENV, prepare_container
 
@@ -28,23 +29,17 @@ class TritonPythonModel:
             f"avatar_setup: base {prepared.base_model_sha256[:12]} at {prepared.base_model}; "
             f"execution environment {prepared.execution_env or 'the Python of the image'}"
         )
-        self._preload_base(settings.base_model_name, Path(args["model_repository"]).parent, settings)
-
-    @staticmethod
-    def _preload_base(name: str, repository: Path, settings: Any) -> None:
-        """Load the shared base now (from the repository when it is there, else from its definition)."""
-        if not name or pb_utils.is_model_ready(name):
+        if not settings.base_model_name:
             return
-        try:
-            if (repository / name / "config.pbtxt").is_file():
-                pb_utils.load_model(name)
-            else:
-                from avatar.serving.base_definition import shared_base_definition
-
-                config, files = shared_base_definition(name, execution_env=settings.triton_execution_env)
-                pb_utils.load_model(name, config=config, files=files)
+        try:  # preload the shared base, so that the first user's request does not pay for it
+            load_shared_base(
+                pb_utils,
+                settings.base_model_name,
+                Path(args["model_repository"]).parent,
+                execution_env=settings.triton_execution_env,
+            )
         except Exception as exc:  # the first user's model loads it again and reports the reason
-            pb_utils.Logger.log_error(f"avatar_setup: could not preload the shared base '{name}': {exc}")
+            pb_utils.Logger.log_error(f"avatar_setup: could not preload '{settings.base_model_name}': {exc}")
 
     def execute(self, requests: list[Any]) -> list[Any]:
         prepared = prepare_container(get_settings(), bundled_env=self._bundled_env)

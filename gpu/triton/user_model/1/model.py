@@ -68,17 +68,10 @@ class TritonPythonModel:
         definition in the package (on SageMaker every model comes from its own TargetModel folder)."""
         if not BASE:
             raise BaseUnavailable("the shared base is turned off (AVATAR_BASE_MODEL_NAME is empty)")
-        if pb_utils.is_model_ready(BASE):
-            return
-        in_repository = (Path(self._repository).parent / BASE / "config.pbtxt").is_file()
-        try:
-            if in_repository:
-                pb_utils.load_model(BASE)
-            else:
-                from avatar.serving.base_definition import shared_base_definition
+        from avatar.serving.base_definition import load_shared_base  # stdlib only
 
-                config, files = shared_base_definition(BASE, execution_env=EXECUTION_ENV)
-                pb_utils.load_model(BASE, config=config, files=files)
+        try:
+            load_shared_base(pb_utils, BASE, Path(self._repository).parent, execution_env=EXECUTION_ENV)
         except Exception as exc:
             raise BaseUnavailable(str(exc)) from exc
 
