@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
@@ -26,6 +28,21 @@ def error_response(
         body={"error": {"code": code, "message": message, **extra}},
         headers=headers,
     )
+
+
+def add_domain_error_handler(
+    app: APIGatewayHttpResolver, base: type[Exception], statuses: Mapping[type[Exception], int], logger: Logger
+) -> None:
+    """Every `base` error becomes JSON with its stable `code` and the status its type maps to (400 when unmapped);
+    a 5xx (a dependency that failed after its retries) is logged with its traceback."""
+
+    def domain_error(error: Exception) -> Response[Any]:
+        status = statuses.get(type(error), 400)
+        if status >= 500:
+            logger.exception("dependency unavailable")
+        return error_response(status, str(getattr(error, "code", "error")), str(error))
+
+    app.exception_handler(base)(domain_error)
 
 
 def add_common_error_handlers(app: APIGatewayHttpResolver) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -16,7 +16,7 @@ from avatar import training_jobs
 from avatar.erasure import request_erasure
 from avatar.intake import StoreUnavailable
 from avatar.training_jobs import ModelStatus, TrainingRequest
-from services.http import add_common_error_handlers, error_response, jwt_user
+from services.http import add_common_error_handlers, add_domain_error_handler, jwt_user
 from services.orchestrator import dependencies
 from services.orchestrator.settings import get_settings
 
@@ -87,29 +87,19 @@ def erase_me() -> ErasureAccepted:
     return ErasureAccepted()
 
 
-_STATUS = {
-    Unauthorized: 401,
-    training_jobs.NotEnoughPhotos: 409,
-    training_jobs.TrainingInFlight: 409,
-    training_jobs.AccountErasing: 409,
-    training_jobs.QueueUnavailable: 503,
-}
-
-
-@app.exception_handler(training_jobs.ModelsError)
-def models_error(error: training_jobs.ModelsError) -> Response[dict[str, Any]]:
-    """Every domain error becomes JSON with its stable code."""
-    status = _STATUS.get(type(error), 400)
-    if status >= 500:
-        logger.exception("dependency unavailable")
-    return error_response(status, error.code, str(error))
-
-
-@app.exception_handler(StoreUnavailable)
-def store_unavailable(error: StoreUnavailable) -> Response[dict[str, Any]]:
-    """DynamoDB failed after the client's retries."""
-    logger.exception("store unavailable")
-    return error_response(503, error.code, str(error))
+add_domain_error_handler(
+    app,
+    training_jobs.ModelsError,
+    {
+        Unauthorized: 401,
+        training_jobs.NotEnoughPhotos: 409,
+        training_jobs.TrainingInFlight: 409,
+        training_jobs.AccountErasing: 409,
+        training_jobs.QueueUnavailable: 503,
+    },
+    logger,
+)
+add_domain_error_handler(app, StoreUnavailable, {StoreUnavailable: 503}, logger)  # DynamoDB, after its retries
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

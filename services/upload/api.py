@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from avatar import intake
 from avatar.photos.verdict import REASON_MESSAGES, FaceBox
-from services.http import add_common_error_handlers, error_response, jwt_user
+from services.http import add_common_error_handlers, add_domain_error_handler, jwt_user
 from services.upload import dependencies
 from services.upload.settings import get_settings
 
@@ -118,22 +118,18 @@ def delete_photo(photo_id: Annotated[str, Path(max_length=64)]) -> None:
     intake.delete_photo(_user_id(), photo_id, photos=dependencies.photo_table(), storage=dependencies.photo_bucket())
 
 
-_STATUS = {
-    Unauthorized: 401,
-    intake.PhotoNotFound: 404,
-    intake.TooManyPhotos: 409,
-    intake.AccountErasing: 409,
-    intake.StoreUnavailable: 503,
-}
-
-
-@app.exception_handler(intake.IntakeError)
-def intake_error(error: intake.IntakeError) -> Response[dict[str, Any]]:
-    """Every domain error becomes JSON with its stable code."""
-    status = _STATUS.get(type(error), 400)
-    if status >= 500:
-        logger.exception("store unavailable")
-    return error_response(status, error.code, str(error))
+add_domain_error_handler(
+    app,
+    intake.IntakeError,
+    {
+        Unauthorized: 401,
+        intake.PhotoNotFound: 404,
+        intake.TooManyPhotos: 409,
+        intake.AccountErasing: 409,
+        intake.StoreUnavailable: 503,
+    },
+    logger,
+)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
