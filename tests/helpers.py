@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
 
 from avatar.local.stack import http_api_event
 
@@ -35,3 +39,17 @@ def s3_notification(key: str, *, size: int, version_id: str | None, sequencer: s
         {"key": key, "size": size, "versionId": version_id, "sequencer": sequencer}
     )
     return json.dumps(notification)
+
+
+def pixels(png: bytes) -> np.ndarray:
+    """A PNG's pixels as signed integers, so differences do not wrap around."""
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16)
+
+
+def assert_same_image(a: bytes, b: bytes) -> None:
+    """The same picture up to float rounding: CPU kernels differ by batch shape, thread count and CPU model (one
+    level on a few pixels was seen), while another seed or adapter changes the mean by tens of levels."""
+    difference = np.abs(pixels(a) - pixels(b))
+    assert difference.mean() <= 1.0 and (difference <= 2).mean() >= 0.99, (
+        f"images differ: mean {difference.mean():.3f}, max {difference.max()}, {(difference > 2).mean():.2%} over 2"
+    )

@@ -29,6 +29,7 @@ from avatar.model import ModelState, ModelVersion
 from avatar.serving.benchmark import make_adapters
 from avatar.serving.generation import GenerationRequest
 from services.generate import dependencies
+from tests.helpers import assert_same_image, pixels
 
 pytestmark = pytest.mark.slow
 
@@ -381,11 +382,9 @@ def test_mixed_batches_and_reused_slots_make_the_same_images_as_one_user_at_a_ti
     alone = [tight.generate_batch([AdapterRequest(tight.open_adapter(folder), request)])[0] for folder in folders]
     again = tight.generate_batch([AdapterRequest(tight.open_adapter(folders[0]), request)])[0]
 
-    pixels = [[np.asarray(Image.open(io.BytesIO(image.png)), dtype=np.int16) for image in answer] for answer in mixed]
-    expected = [[np.asarray(Image.open(io.BytesIO(i.png)), dtype=np.int16) for i in answer] for answer in alone]
-    for got, want in zip(pixels, expected, strict=True):
-        assert np.abs(got[0] - want[0]).max() <= 1  # same image (batched float math may differ by a rounding step)
-    assert np.abs(pixels[0][0] - pixels[1][0]).mean() > 0
+    for got, want in zip(mixed, alone, strict=True):
+        assert_same_image(got[0].png, want[0].png)  # batched float math may differ by a rounding step
+    assert np.abs(pixels(mixed[0][0].png) - pixels(mixed[1][0].png)).mean() > 0
     assert again[0].png == alone[0][0].png  # the slot was reused for user 2 and 3, then user 1 came back intact
     assert (tight.adapters.loads, tight.adapters.evictions) == (4, 3)
     assert tight.slot(tight.adapters.resident[0]) == "slot1"  # one set of LoRA layers, weights swapped in place
