@@ -2,18 +2,18 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: setup tools lint format test demo bench bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml dev/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[photos,gpu,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[photos,gpu,generate]' -e './dev[check]'
 	$(BIN)/python -m pip install --quiet --no-deps nvidia-pytriton==0.7.0
-	# NumPy 1 for Triton's Python-backend stub only (it is built against NumPy 1's ABI): see avatar.local.triton.
+	# NumPy 1 for Triton's Python-backend stub only (it is built against NumPy 1's ABI): see avatar_dev.local.triton.
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/triton-stub-site numpy==1.26.4
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -36,16 +36,16 @@ tools: $(CHECKOV) $(SAM)
 # Template checks: cfn-lint with the serverless rules, checkov (skips and reasons in .checkov.yaml) and
 # `sam validate --lint`, which works offline (a region is all it needs).
 lint: setup tools
-	$(BIN)/ruff format --check src services tests gpu
-	$(BIN)/ruff check src services tests gpu
+	$(BIN)/ruff format --check src services dev tests gpu
+	$(BIN)/ruff check src services dev tests gpu
 	$(BIN)/mypy
 	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules --template template.yaml
 	$(CHECKOV) --config-file .checkov.yaml --file template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml
 
 format: setup
-	$(BIN)/ruff format src services tests gpu
-	$(BIN)/ruff check --fix src services tests gpu
+	$(BIN)/ruff format src services dev tests gpu
+	$(BIN)/ruff check --fix src services dev tests gpu
 
 # pytest's exit code 5 (no tests ran) is a failure like any other non-zero code.
 test: lint

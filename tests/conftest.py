@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from avatar.photos.hard_cases import HardCase, build_hard_cases, shared_faces_dir
+from avatar_dev.hard_cases import HardCase, build_hard_cases
+from avatar_dev.paths import shared_faces_dir
 
 FACES = shared_faces_dir()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from djl_python import Input, Output  # only inside the LMI container
 
-from avatar.training.lmi_handler import handle_training_request
+from avatar.fine_tuning.lmi_handler import handle_training_request
 
 
 def handle(inputs: Input) -> Output | None:
@@ -12,4 +12,4 @@ def handle(inputs: Input) -> Output | None:
     if inputs.is_empty():
         return None
     result = handle_training_request(inputs.get_as_bytes())
-    return Output().add_as_json(result)
+    return None if result is None else Output().add_as_json(result.model_dump(mode="json"))

@@ -7,9 +7,9 @@ from functools import cache
 import boto3
 from botocore.config import Config
 
-from avatar.aws.dynamodb import AvatarTable
-from avatar.aws.s3 import OutputBucket
-from avatar.aws.sagemaker_runtime import MultiModelEndpoint
+from avatar.aws.dynamodb.registry import ModelRegistryTable
+from avatar.aws.multi_model_endpoint import MultiModelEndpoint
+from avatar.aws.s3.avatars import AvatarImages
 from services.generate.settings import get_settings
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4")
@@ -18,15 +18,15 @@ _ENDPOINT = Config(retries={"mode": "standard", "total_max_attempts": 1}, connec
 
 
 @cache
-def model_registry() -> AvatarTable:
-    """The DynamoDB table adapter (users' current models)."""
-    return AvatarTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+def model_registry() -> ModelRegistryTable:
+    """Users' models and versions in the table."""
+    return ModelRegistryTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
 
 
 @cache
-def output_bucket() -> OutputBucket:
+def avatar_images() -> AvatarImages:
     """Where generated images go."""
-    return OutputBucket(boto3.client("s3", config=_RETRIES), get_settings().bucket_name)
+    return AvatarImages(boto3.client("s3", config=_RETRIES), get_settings().bucket_name)
 
 
 @cache
@@ -42,7 +42,5 @@ def avatar_endpoint() -> MultiModelEndpoint:
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    get_settings.cache_clear()
-    model_registry.cache_clear()
-    output_bucket.cache_clear()
-    avatar_endpoint.cache_clear()
+    for cached in (get_settings, model_registry, avatar_images, avatar_endpoint):
+        cached.cache_clear()

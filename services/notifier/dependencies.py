@@ -7,18 +7,18 @@ from functools import cache
 import boto3
 from botocore.config import Config
 
-from avatar.aws.dynamodb import AvatarTable
+from avatar.aws.dynamodb.jobs import JobTable
 from avatar.aws.eventbridge import EventBus
-from avatar.aws.s3 import OrchestrationBucket
+from avatar.aws.s3.orchestration import OrchestrationBucket
 from services.notifier.settings import get_settings
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 4})
 
 
 @cache
-def table() -> AvatarTable:
-    """The DynamoDB table adapter."""
-    return AvatarTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+def job_table() -> JobTable:
+    """Jobs and the user's model in the table."""
+    return JobTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
 
 
 @cache
@@ -35,5 +35,5 @@ def events() -> EventBus:
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    for cached in (get_settings, table, files, events):
+    for cached in (get_settings, job_table, files, events):
         cached.cache_clear()

@@ -12,23 +12,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
-from avatar import training_jobs
-from avatar.erasure import request_erasure
-from avatar.intake import StoreUnavailable
-from avatar.training_jobs import ModelStatus, TrainingRequest
-from services.http import add_common_error_handlers, add_domain_error_handler, jwt_user
+from avatar.contracts.training import TrainingRequest
+from avatar.erasure.erasure import request_erasure
+from avatar.training_jobs.request_training import request_training
+from avatar.training_jobs.status import ModelStatus, model_status
+from services.http import add_error_handlers, signed_in_user
 from services.orchestrator import dependencies
 from services.orchestrator.settings import get_settings
 
 logger = Logger(service="models-api")
 app = APIGatewayHttpResolver(enable_validation=True)
-add_common_error_handlers(app)
-
-
-class Unauthorized(training_jobs.ModelsError):
-    """No usable JWT `sub` claim."""
-
-    code = "unauthorized"
+add_error_handlers(app, logger)
 
 
 class JobAccepted(BaseModel):
@@ -45,14 +39,6 @@ class ErasureAccepted(BaseModel):
     state: str = "ERASING"
 
 
-def _user_id() -> str:
-    sub = jwt_user(app)
-    if sub is None:
-        raise Unauthorized("a signed-in user is required")
-    logger.append_keys(user_id=sub)
-    return sub
-
-
 @app.post("/v1/models", status_code=202)
 def start_model(
     request: Annotated[TrainingRequest | None, Body()] = None,
@@ -60,11 +46,12 @@ def start_model(
 ) -> JobAccepted:
     """Queue a fine-tune of the user's model from their accepted photos (at least 10, none in flight)."""
     settings = get_settings()
-    job = training_jobs.request_training(
-        _user_id(),
+    job = request_training(
+        signed_in_user(app, logger),
         request or TrainingRequest(),
-        jobs=dependencies.table(),
+        jobs=dependencies.job_table(),
         queue=dependencies.queue(),
+        defaults=settings.training_defaults,
         timeouts=settings.timeouts,
         now=datetime.now(UTC),
         idempotency_key=idempotency_key,
@@ -75,34 +62,21 @@ def start_model(
 @app.get("/v1/models/current")
 def current_model() -> ModelStatus:
     """The user's model state, the version in use, and the latest job's progress, timings and failure reason."""
-    return training_jobs.model_status(
-        _user_id(), jobs=dependencies.table(), files=dependencies.files(), now=datetime.now(UTC)
+    return model_status(
+        signed_in_user(app, logger), jobs=dependencies.job_table(), files=dependencies.files(), now=datetime.now(UTC)
     )
 
 
 @app.delete("/v1/me", status_code=202)
 def erase_me() -> ErasureAccepted:
     """Erase every trace of the user (photos, models, images, records); generation stops at once."""
-    request_erasure(_user_id(), users=dependencies.table(), queue=dependencies.queue(), now=datetime.now(UTC))
+    request_erasure(
+        signed_in_user(app, logger), users=dependencies.user_table(), queue=dependencies.queue(), now=datetime.now(UTC)
+    )
     return ErasureAccepted()
 
 
-add_domain_error_handler(
-    app,
-    training_jobs.ModelsError,
-    {
-        Unauthorized: 401,
-        training_jobs.NotEnoughPhotos: 409,
-        training_jobs.TrainingInFlight: 409,
-        training_jobs.AccountErasing: 409,
-        training_jobs.QueueUnavailable: 503,
-    },
-    logger,
-)
-add_domain_error_handler(app, StoreUnavailable, {StoreUnavailable: 503}, logger)  # DynamoDB, after its retries
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
     return app.resolve(event, context)

@@ -7,9 +7,10 @@ from functools import cache
 import boto3
 from botocore.config import Config
 
-from avatar.aws.dynamodb import AvatarTable
+from avatar.aws.dynamodb.jobs import JobTable
+from avatar.aws.dynamodb.users import UserTable
 from avatar.aws.eventbridge import EventBus
-from avatar.aws.s3 import OrchestrationBucket
+from avatar.aws.s3.orchestration import OrchestrationBucket
 from avatar.aws.sqs import OrchestratorQueue
 from avatar.aws.training_endpoint import AsyncTrainingEndpoint
 from services.orchestrator.settings import get_settings
@@ -20,9 +21,15 @@ _ENDPOINT = Config(retries={"mode": "standard", "total_max_attempts": 1}, connec
 
 
 @cache
-def table() -> AvatarTable:
-    """The DynamoDB table adapter."""
-    return AvatarTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+def job_table() -> JobTable:
+    """Jobs and the user's model in the table."""
+    return JobTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+
+
+@cache
+def user_table() -> UserTable:
+    """A user's records, as erasure removes them."""
+    return UserTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
 
 
 @cache
@@ -53,5 +60,5 @@ def events() -> EventBus:
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    for cached in (get_settings, table, files, queue, training_endpoint, events):
+    for cached in (get_settings, job_table, user_table, files, queue, training_endpoint, events):
         cached.cache_clear()

@@ -8,7 +8,8 @@ from functools import cache
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from avatar.training_jobs import JobDefaults, Timeouts
+from avatar.contracts.training import TrainingPlan
+from avatar.training_jobs.timeouts import Timeouts
 
 
 class OrchestratorSettings(BaseSettings):
@@ -27,8 +28,8 @@ class OrchestratorSettings(BaseSettings):
     deadline_margin_seconds: int = Field(900, ge=0)
     # The queue's maxReceiveCount: on the last delivery a job that keeps failing to start is marked FAILED.
     max_receive_count: int = Field(5, ge=1)
-    # JSON, e.g. {"options": {"steps": 400}}: the deployment's training defaults under the user's choices.
-    training_defaults: JobDefaults = JobDefaults()
+    # JSON, e.g. {"options": {"steps": 400}}: the deployment's training plan, under each user's choices.
+    training_defaults: TrainingPlan = TrainingPlan()
 
     @property
     def timeouts(self) -> Timeouts:

@@ -16,9 +16,10 @@ from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Json
 
-from avatar.contracts import EraseUser, OrchestratorMessage, StartTraining
-from avatar.erasure import erase_user
-from avatar.training_jobs import finish_failed, start_training
+from avatar.contracts.orchestrator import EraseUser, OrchestratorMessage, StartTraining
+from avatar.erasure.erasure import erase_user
+from avatar.training_jobs.outcomes import finish_failed
+from avatar.training_jobs.start_training import start_training
 from services.orchestrator import dependencies
 from services.orchestrator.settings import get_settings
 
@@ -42,7 +43,7 @@ def handle_record(record: OrchestratorRecord) -> None:
     if isinstance(message, EraseUser):
         erase_user(
             message.user_id,
-            users=dependencies.table(),
+            users=dependencies.user_table(),
             files=dependencies.files(),
             events=dependencies.events(),
             now=now,
@@ -52,11 +53,10 @@ def handle_record(record: OrchestratorRecord) -> None:
         start_training(
             message.user_id,
             message.job_id,
-            jobs=dependencies.table(),
+            jobs=dependencies.job_table(),
             files=dependencies.files(),
             endpoint=dependencies.training_endpoint(),
             events=dependencies.events(),
-            defaults=get_settings().training_defaults,
             timeouts=get_settings().timeouts,
             now=now,
         )
@@ -68,13 +68,13 @@ def handle_record(record: OrchestratorRecord) -> None:
 
 def _give_up(message: StartTraining, now: datetime) -> None:
     logger.exception("the job could not be started on its last delivery; it goes to the dead-letter queue")
-    job = dependencies.table().get_job(message.user_id, message.job_id)
+    job = dependencies.job_table().get_job(message.user_id, message.job_id)
     if job is not None:
         reason = "the training could not be started; please try again"
-        finish_failed(job, reason, jobs=dependencies.table(), events=dependencies.events(), now=now)
+        finish_failed(job, reason, jobs=dependencies.job_table(), events=dependencies.events(), now=now)
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Lambda entry point (SQS event source with ReportBatchItemFailures)."""
     return process_partial_response(event=event, record_handler=handle_record, processor=processor, context=context)

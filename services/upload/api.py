@@ -12,21 +12,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from avatar import intake
-from avatar.photos.verdict import REASON_MESSAGES, FaceBox
-from services.http import add_common_error_handlers, add_domain_error_handler, jwt_user
+from avatar.intake import uploads
+from avatar.photo_check.verdict import REASON_MESSAGES, FaceBox
+from services.http import add_error_handlers, signed_in_user
 from services.upload import dependencies
 from services.upload.settings import get_settings
 
 logger = Logger(service="upload-api")
 app = APIGatewayHttpResolver(enable_validation=True)
-add_common_error_handlers(app)
-
-
-class Unauthorized(intake.IntakeError):
-    """No usable JWT `sub` claim."""
-
-    code = "unauthorized"
+add_error_handlers(app, logger)
 
 
 class UploadRequest(BaseModel):
@@ -54,9 +48,10 @@ class PhotoOut(BaseModel):
 
     photo_id: str
     status: str = Field(description="pending | accepted | refused")
-    reasons: list[str] = Field(description="Stable reason codes of a refusal (see README).")
+    reasons: list[str] = Field(description="Stable reason codes of a refusal (see docs/api.md).")
     messages: list[str] = Field(description="What to do about each reason, in words.")
     face: FaceBox | None
+    duplicate_of: str | None = Field(None, description="For `duplicate`: the accepted photo this one repeats.")
 
 
 class PhotoList(BaseModel):
@@ -67,23 +62,15 @@ class PhotoList(BaseModel):
     needed: int
 
 
-def _user_id() -> str:
-    sub = jwt_user(app)
-    if sub is None:
-        raise Unauthorized("a signed-in user is required")
-    return sub
-
-
 @app.post("/v1/photos", status_code=201)
 def create_uploads(request: UploadRequest) -> Uploads:
     """Reserve photo ids and return a presigned POST for each."""
-    settings = get_settings()
-    slots = intake.request_uploads(
-        _user_id(),
+    slots = uploads.request_uploads(
+        signed_in_user(app, logger),
         request.count,
         photos=dependencies.photo_table(),
-        storage=dependencies.photo_bucket(),
-        limits=settings.limits,
+        files=dependencies.photo_bucket(),
+        limits=get_settings().limits,
         now=datetime.now(UTC),
     )
     return Uploads(uploads=[Upload(photo_id=s.photo_id, url=s.upload.url, fields=s.upload.fields) for s in slots])
@@ -92,9 +79,11 @@ def create_uploads(request: UploadRequest) -> Uploads:
 @app.get("/v1/photos")
 def list_photos() -> PhotoList:
     """The user's photos with their verdicts."""
-    settings = get_settings()
-    found = intake.photo_set(
-        _user_id(), photos=dependencies.photo_table(), limits=settings.limits, now=datetime.now(UTC)
+    found = uploads.photo_set(
+        signed_in_user(app, logger),
+        photos=dependencies.photo_table(),
+        limits=get_settings().limits,
+        now=datetime.now(UTC),
     )
     return PhotoList(
         photos=[
@@ -104,6 +93,7 @@ def list_photos() -> PhotoList:
                 reasons=[r.value for r in p.reasons],
                 messages=[REASON_MESSAGES[r] for r in p.reasons],
                 face=p.face,
+                duplicate_of=p.duplicate_of,
             )
             for p in found.photos
         ],
@@ -115,24 +105,12 @@ def list_photos() -> PhotoList:
 @app.delete("/v1/photos/<photo_id>", status_code=204)
 def delete_photo(photo_id: Annotated[str, Path(max_length=64)]) -> None:
     """Delete one of the user's photos and every stored copy of it."""
-    intake.delete_photo(_user_id(), photo_id, photos=dependencies.photo_table(), storage=dependencies.photo_bucket())
+    uploads.delete_photo(
+        signed_in_user(app, logger), photo_id, photos=dependencies.photo_table(), files=dependencies.photo_bucket()
+    )
 
 
-add_domain_error_handler(
-    app,
-    intake.IntakeError,
-    {
-        Unauthorized: 401,
-        intake.PhotoNotFound: 404,
-        intake.TooManyPhotos: 409,
-        intake.AccountErasing: 409,
-        intake.StoreUnavailable: 503,
-    },
-    logger,
-)
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
     return app.resolve(event, context)

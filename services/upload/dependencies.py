@@ -7,8 +7,9 @@ from functools import cache
 import boto3
 from botocore.config import Config
 
-from avatar.aws.dynamodb import AvatarTable
-from avatar.aws.s3 import PhotoBucket
+from avatar.aws.dynamodb.jobs import JobTable
+from avatar.aws.dynamodb.photos import PhotoTable
+from avatar.aws.s3.photos import PhotoBucket
 from avatar.aws.sqs import OrchestratorQueue
 from services.upload.settings import get_settings
 
@@ -16,14 +17,20 @@ _RETRIES = Config(retries={"mode": "standard", "max_attempts": 4}, signature_ver
 
 
 @cache
-def photo_table() -> AvatarTable:
-    """The DynamoDB table adapter."""
-    return AvatarTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+def photo_table() -> PhotoTable:
+    """Photos and verdicts in the table."""
+    return PhotoTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+
+
+@cache
+def job_table() -> JobTable:
+    """Jobs in the table (the automatic first training)."""
+    return JobTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
 
 
 @cache
 def photo_bucket() -> PhotoBucket:
-    """The S3 bucket adapter."""
+    """The photo files."""
     return PhotoBucket(boto3.client("s3", config=_RETRIES), get_settings().bucket_name)
 
 
@@ -35,5 +42,5 @@ def orchestrator_queue() -> OrchestratorQueue:
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    for cached in (get_settings, photo_table, photo_bucket, orchestrator_queue):
+    for cached in (get_settings, photo_table, job_table, photo_bucket, orchestrator_queue):
         cached.cache_clear()

@@ -11,12 +11,14 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from avatar.aws.s3_notifications import uploaded_objects
-from avatar.keys import InvalidKey
-from avatar.photos.check import default_face_detector
-from avatar.photos.policy import CheckPolicy
-from avatar.training_jobs import ModelsError, QueueUnavailable, Timeouts, TrainingRequest, request_training
-from avatar.upload_check import CheckOutcome, check_upload
+from avatar.contracts.s3 import uploaded_objects
+from avatar.contracts.training import TrainingRequest
+from avatar.errors import AvatarError, InvalidKey
+from avatar.intake.verdicts import record_upload_verdict
+from avatar.photo_check.checker import default_face_detector
+from avatar.photo_check.policy import CheckPolicy
+from avatar.training_jobs.request_training import request_training
+from avatar.training_jobs.timeouts import Timeouts
 from services.upload import dependencies
 from services.upload.settings import get_settings
 
@@ -28,10 +30,10 @@ def check_record(record: SQSRecord) -> None:
     """Check every upload in one SQS message; raising marks just this message failed (retried, then the DLQ)."""
     for uploaded in uploaded_objects(record.body):
         try:
-            result = check_upload(
+            result = record_upload_verdict(
                 uploaded,
                 photos=dependencies.photo_table(),
-                storage=dependencies.photo_bucket(),
+                files=dependencies.photo_bucket(),
                 policy=CheckPolicy(max_bytes=get_settings().max_upload_bytes),
                 detector=default_face_detector(),
                 now=datetime.now(UTC),
@@ -40,30 +42,30 @@ def check_record(record: SQSRecord) -> None:
             logger.warning("ignoring an object outside the upload layout", extra={"key": uploaded.key})
             continue
         logger.info("upload handled", extra={"key": uploaded.key, "outcome": result.outcome})
-        if result.outcome is CheckOutcome.RECORDED and result.verdict and result.verdict.accepted:
-            _start_first_training(result.photo.user_id if result.photo else "")
+        if result.accepted and result.photo is not None:
+            _start_first_training(result.photo.user_id)
 
 
 def _start_first_training(user_id: str) -> None:
     """With AUTO_START_TRAINING, the photo that completes a first set queues the first training."""
     settings = get_settings()
-    if not settings.auto_start_training or not settings.queue_url or not user_id:
+    if not settings.auto_start_training or not settings.queue_url:
         return
     try:
         job = request_training(
             user_id,
             TrainingRequest(),
-            jobs=dependencies.photo_table(),
+            jobs=dependencies.job_table(),
             queue=dependencies.orchestrator_queue(),
+            defaults=settings.training_defaults,
             timeouts=Timeouts(),
             now=datetime.now(UTC),
             only_first=True,
         )
-    except QueueUnavailable:  # the job was marked FAILED; the user can start it with POST /v1/models
-        logger.exception("the automatic first training could not be queued", extra={"user_id": user_id})
-        return
-    except ModelsError as error:  # not enough photos yet, or already started: nothing to do
-        logger.debug("no automatic start", extra={"user_id": user_id, "reason": error.code})
+    except AvatarError as error:
+        # Not enough photos yet or already started: nothing to do. A queue outage left the job FAILED: the user can
+        # start it with POST /v1/models. The photo's verdict stands either way.
+        logger.info("no automatic start", extra={"user_id": user_id, "reason": error.code})
         return
     logger.info("first training queued automatically", extra={"user_id": user_id, "job_id": job.job_id})
 

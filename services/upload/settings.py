@@ -7,7 +7,8 @@ from functools import cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from avatar.intake import IntakeLimits
+from avatar.contracts.training import TrainingPlan
+from avatar.intake.uploads import IntakeLimits
 
 
 class UploadSettings(BaseSettings):
@@ -23,6 +24,8 @@ class UploadSettings(BaseSettings):
     # Queue the first training as soon as the 10th photo is accepted (template parameter AutoStartTraining).
     auto_start_training: bool = False
     queue_url: str | None = None
+    # JSON, e.g. {"options": {"steps": 400}}: the deployment's training plan, for the automatic first training.
+    training_defaults: TrainingPlan = TrainingPlan()
 
     @property
     def limits(self) -> IntakeLimits:

@@ -14,9 +14,9 @@ import pytest
 import requests
 from PIL import Image
 
-from avatar import keys
-from avatar.local.runtime import RunningStack, running_stack
-from avatar.photos.hard_cases import HardCase
+from avatar import object_keys
+from avatar_dev.hard_cases import HardCase
+from avatar_dev.local.runtime import RunningStack, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +100,7 @@ def test_a_failed_fine_tune_surfaces_as_an_event_with_a_readable_reason(
     ids = fay.upload([p.read_bytes() for p in selfies[:10]])
     fay.verdicts(ids)
     # A normalized copy is lost before the job reads it
-    lost = keys.normalized_photo_key("fay", ids[0])
+    lost = object_keys.normalized_photo_key("fay", ids[0])
     stack.resources.s3.delete_object(Bucket=stack.resources.bucket, Key=lost)
 
     assert fay.call("POST", "/v1/models", {})[0] == 202
@@ -152,7 +152,7 @@ def test_a_script_drives_the_stack_from_the_command_line(
     import subprocess
     import sys
 
-    avatar = [sys.executable, "-m", "avatar.cli", "stack"]
+    avatar = [sys.executable, "-m", "avatar_dev.cli", "stack"]
     state = ["--state-dir", str(tmp_path / "state")]
     env = os.environ | {"AVATAR_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "e2e-cache")}
     up = subprocess.run([*avatar, "up", "--detach", *state], capture_output=True, text=True, timeout=300, env=env)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from avatar.diffusion.base_model import BaseModel, resolve_base_model
-from avatar.local.aws import local_aws
-from avatar.local.stack import IntakeStack, start_intake_stack
+from avatar.diffusion.base_checkpoints import BaseCheckpoint, resolve_base_model
+from avatar_dev.local.aws import local_aws
+from avatar_dev.local.stack import IntakeStack, start_intake_stack
 from services.upload import dependencies
 
 
@@ -38,6 +38,6 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny(cache_dir: Path) -> BaseModel:
+def tiny(cache_dir: Path) -> BaseCheckpoint:
     """The embedded tiny Stable Diffusion pipeline."""
     return resolve_base_model("tiny", cache_dir=cache_dir)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from avatar.demo import run_demo
-from avatar.photos.hard_cases import HardCase
+from avatar_dev.demo.run import run_demo
+from avatar_dev.hard_cases import HardCase
 
-AVATAR = [sys.executable, "-m", "avatar.cli"]
+AVATAR = [sys.executable, "-m", "avatar_dev.cli"]
 
 
 def test_check_json_gives_one_verdict_per_photo_and_exits_0(
@@ -27,9 +27,12 @@ def test_check_json_gives_one_verdict_per_photo_and_exits_0(
     given.append(str(tmp_path / "two-people.jpg"))
     result = subprocess.run([*AVATAR, "check", "--json", *given], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    *lines, summary = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["photo"] for line in lines] == given
-    assert set(lines[0]) == {"photo", "accepted", "reasons", "face"}
+    assert set(lines[0]) == {"photo", "accepted", "reasons", "messages", "face", "duplicate_of"}
+    assert lines[1]["messages"] == ["The file is empty, damaged or not an image."]
+    assert lines[3]["duplicate_of"] == given[0]
+    assert summary == {"summary": {"checked": 5, "accepted": 1, "refused": 4, "unreadable": 0, "needed_to_train": 9}}
     assert [line["reasons"] for line in lines] == [
         [],
         ["not_an_image"],
@@ -40,16 +43,64 @@ def test_check_json_gives_one_verdict_per_photo_and_exits_0(
     assert lines[0]["face"]["w"] > 200 and lines[1]["face"] is None
 
 
-def test_check_of_a_folder_prints_a_readable_line_per_photo(selfies: list[Path]) -> None:
+def test_check_of_a_folder_prints_a_readable_line_per_photo_and_a_summary(selfies: list[Path]) -> None:
     result = subprocess.run([*AVATAR, "check", str(selfies[0].parent)], capture_output=True, text=True, check=False)
     assert result.returncode == 0
-    assert len(result.stdout.splitlines()) == 11
-    assert all(": accepted (face " in line for line in result.stdout.splitlines())
+    *lines, summary = result.stdout.splitlines()
+    assert len(lines) == 11
+    assert all(": accepted (face " in line for line in lines)
+    assert summary == "11 photos checked: 11 accepted, 0 refused. A training needs 10 accepted photos: ready."
 
 
-@pytest.mark.parametrize("args", [["check"], ["check", "/no/such/photo.jpg"], ["frobnicate"]])
+def test_check_gives_every_readable_photo_its_verdict_when_other_arguments_are_missing_or_empty(
+    tmp_path: Path, selfies: list[Path]
+) -> None:
+    (tmp_path / "empty-folder").mkdir()
+    given = [str(tmp_path / "missing.jpg"), str(selfies[0]), str(tmp_path / "empty-folder"), str(selfies[1])]
+    result = subprocess.run([*AVATAR, "check", *given], capture_output=True, text=True, check=False)
+
+    assert result.returncode == 1  # documented: some argument gave no photo
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{given[0]}: no such file or folder"
+    assert lines[1].startswith(f"{given[1]}: accepted") and lines[3].startswith(f"{given[3]}: accepted")
+    assert lines[2] == f"{given[2]}: a folder with no photos in it"
+    assert lines[4].endswith("2 could not be read. A training needs 10 accepted photos: 8 more.")
+
+
+def test_a_closed_pipe_ends_a_command_quietly(selfies: list[Path]) -> None:
+    check = subprocess.Popen(
+        [*AVATAR, "check", *[str(p) for p in selfies] * 3], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert check.stdout is not None and check.stderr is not None
+    check.stdout.readline()
+    check.stdout.close()  # what `| head -1` does
+    assert check.wait(timeout=120) == 1
+    assert check.stderr.read() == b""  # no traceback, no "Exception ignored"
+
+
+@pytest.mark.parametrize("args", [["check"], ["frobnicate"], ["train", "--steps", "3"]])
 def test_usage_errors_exit_2(args: list[str]) -> None:
     assert subprocess.run([*AVATAR, *args], capture_output=True, check=False).returncode == 2
+
+
+def test_every_option_of_every_command_has_help_its_default_and_an_example() -> None:
+    import argparse
+
+    from avatar_dev.cli import build_parser
+
+    parser = build_parser()
+    version = subprocess.run([*AVATAR, "--version"], capture_output=True, text=True, check=False)
+    assert version.returncode == 0 and "avatar-service" in version.stdout
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        text = command.format_help()
+        assert "example:\n  avatar " in text, name
+        text = " ".join(text.split())  # help lines wrap anywhere
+        for action in command._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"{name} {action.option_strings}"
+                shown = f"(default: {action.default})" in text or action.default in (None, False, [], argparse.SUPPRESS)
+                assert shown, f"{name} {action.option_strings} does not show its default"
 
 
 @pytest.mark.slow
@@ -87,9 +138,7 @@ def test_prepare_writes_crops_and_a_manifest(tmp_path: Path, selfies: list[Path]
 
 
 @pytest.mark.slow
-def test_train_writes_the_model_archive_and_the_adapter_with_a_progress_bar(
-    tmp_path: Path, selfies: list[Path]
-) -> None:
+def test_train_writes_the_model_archive_and_the_lora_with_a_progress_bar(tmp_path: Path, selfies: list[Path]) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "AVATAR_CACHE_DIR": str(tmp_path / "cache")}
     command = [*AVATAR, "train", str(selfies[0].parent), "--out", str(out), "--base-model", "tiny", "--steps", "5"]
@@ -97,8 +146,8 @@ def test_train_writes_the_model_archive_and_the_adapter_with_a_progress_bar(
 
     assert result.returncode == 0, result.stderr
     assert (out / "model.tar.gz").is_file()
-    assert (out / "adapter" / "pytorch_lora_weights.safetensors").is_file()
-    metadata = json.loads((out / "adapter" / "metadata.json").read_text())
+    assert (out / "lora" / "pytorch_lora_weights.safetensors").is_file()
+    metadata = json.loads((out / "lora" / "metadata.json").read_text())
     assert metadata["steps"] == 5 and metadata["photos"] == 11
     assert "5/5" in result.stderr  # tqdm's bar
     assert "5 steps in" in result.stdout

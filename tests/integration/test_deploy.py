@@ -17,7 +17,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from avatar.deploy.artifacts import (
+from avatar_dev.deploy.artifacts import (
     BUNDLED_ENV_PATH,
     TRAINING_CODE,
     build,
@@ -25,13 +25,13 @@ from avatar.deploy.artifacts import (
     training_code_archive,
     write_setup_model,
 )
-from avatar.deploy.publish import (
+from avatar_dev.deploy.publish import (
     SETUP_TARGET_MODEL,
     publish_setup_model,
     upload_base_model,
     upload_training_code,
 )
-from avatar.local.template import load_template
+from avatar_dev.local.template import load_template
 
 ROOT = repository_root()
 TEMPLATE = load_template()
@@ -84,7 +84,7 @@ def test_no_statement_grants_a_wildcard_action_or_an_unconditioned_wildcard_reso
 
 def test_no_statement_reaches_the_whole_photo_bucket():
     """Object actions name the prefixes a function uses; the orchestrator's erasure covers exactly the user's."""
-    from avatar.keys import USER_PREFIXES
+    from avatar.object_keys import USER_PREFIXES
 
     for owner, statement in _statements():
         for resource in _as_list(statement["Resource"]):
@@ -208,8 +208,8 @@ _PACKED_IMPORT_CHECK = textwrap.dedent(
     djl.Input, djl.Output = Input, Output
     sys.modules["djl_python"] = djl
     import model  # gpu/training/model.py, from the artifact's root as DJL Serving loads it
-    import avatar.training.job, avatar.training.fine_tune, avatar.training.lmi_handler
-    from avatar.training.artifact import user_model_template
+    import avatar.fine_tuning.job, avatar.fine_tuning.fine_tune, avatar.fine_tuning.lmi_handler
+    from avatar.fine_tuning.model_archive import user_model_template
     print(json.dumps({
         "warmup": model.handle(Input()),
         "avatar": str(Path(sys.modules["avatar"].__file__).resolve()),
@@ -224,9 +224,9 @@ def test_the_lmi_code_artifact_holds_the_handler_and_the_package_and_imports_fro
     assert training_code_archive() == archive  # same sources, same bytes (and so the same content-addressed key)
     names = _extract(archive, tmp_path)
     assert {"model.py", "serving.properties", "requirements.txt"} <= set(names)
-    assert "avatar/training/lmi_handler.py" in names
+    assert "avatar/fine_tuning/lmi_handler.py" in names
     assert "gpu/triton/user_model/config.pbtxt" in names
-    assert not any(name.startswith(("avatar/local/", "tests/")) or "__pycache__" in name for name in names)
+    assert not any(name.startswith(("avatar_dev/", "tests/")) or "__pycache__" in name for name in names)
 
     # -I: no current folder and no PYTHONPATH; the venv's site-packages stay (they stand for the image's packages),
     # but the artifact's root comes first on sys.path, as DJL Serving puts it.
@@ -254,11 +254,8 @@ def test_the_lmi_code_artifact_holds_the_handler_and_the_package_and_imports_fro
 _NOT_IN_THE_TRAINING_CONTAINER = {
     "mypy_boto3_dynamodb",  # type checking only
     "mypy_boto3_s3",
-    "sagemaker",  # the deploy tooling
-    "services",  # the Lambda handlers (the CLI imports them)
-    "tqdm",  # the CLI
     "triton_python_backend_utils",  # the Triton models
-    "tritonclient",  # the generate Lambda, the CLI and the serving benchmark
+    "tritonclient",  # the generate Lambda's endpoint adapter
 }
 
 
@@ -326,7 +323,7 @@ def test_upload_is_content_addressed_the_base_model_is_mirrored_once_and_setup_l
 
 
 def test_avatar_deploy_images_prints_both_template_parameters(capsys: pytest.CaptureFixture[str]):
-    from avatar.cli import main
+    from avatar_dev.cli import main
 
     assert main(["deploy", "images", "--region", "eu-west-1"]) == 0
     printed = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines())
@@ -339,7 +336,7 @@ def test_avatar_deploy_images_prints_both_template_parameters(capsys: pytest.Cap
 def test_avatar_deploy_build_writes_the_training_code_and_upload_refuses_what_was_not_built(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ):
-    from avatar.cli import main
+    from avatar_dev.cli import main
 
     assert main(["deploy", "build", "--out", str(tmp_path / "gpu")]) == 0
     assert (tmp_path / "gpu" / TRAINING_CODE).is_file()

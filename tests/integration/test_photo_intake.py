@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from avatar import keys
-from avatar.aws.dynamodb import AvatarTable, IllegalTransition
-from avatar.local.stack import IntakeStack
-from avatar.local.template import load_template
-from avatar.model import ModelState
-from avatar.photos.hard_cases import HardCase, near_duplicate
+from avatar import object_keys
+from avatar_dev.hard_cases import HardCase, near_duplicate
+from avatar_dev.local.stack import IntakeStack
+from avatar_dev.local.template import load_template
 from services.upload import api, dependencies
 from tests.helpers import http_event, s3_notification
 
@@ -47,7 +45,7 @@ def test_tables_and_queues_are_built_from_the_template(intake_stack: IntakeStack
 
 def test_presigned_post_is_limited_to_one_key_images_and_15_mb(intake_stack: IntakeStack) -> None:
     [slot] = _request_uploads(intake_stack, 1)
-    assert slot["fields"]["key"] == keys.upload_key("user-1", slot["photo_id"])
+    assert slot["fields"]["key"] == object_keys.upload_key("user-1", slot["photo_id"])
     policy = json.loads(base64.b64decode(slot["fields"]["policy"]))
     assert ["content-length-range", 1, 15 * 1024 * 1024] in policy["conditions"]
     assert ["starts-with", "$Content-Type", "image/"] in policy["conditions"]
@@ -76,9 +74,10 @@ def test_uploaded_photos_get_verdicts_and_accepted_ones_a_clean_normalized_copy(
         "reasons": ["not_an_image"],
         "messages": ["The file is empty, damaged or not an image."],
         "face": None,
+        "duplicate_of": None,
     }
     body = intake_stack.s3.get_object(
-        Bucket=intake_stack.bucket, Key=keys.normalized_photo_key("user-1", slots[1]["photo_id"])
+        Bucket=intake_stack.bucket, Key=object_keys.normalized_photo_key("user-1", slots[1]["photo_id"])
     )
     normalized = Image.open(io.BytesIO(body["Body"].read()))
     assert normalized.height > normalized.width and not normalized.getexif()
@@ -96,12 +95,13 @@ def test_a_duplicate_of_an_accepted_photo_is_refused_across_the_users_set(
     intake_stack.run_photo_checks()
     listed = {p["photo_id"]: p for p in _photos(intake_stack)["photos"]}
     assert listed[second["photo_id"]]["reasons"] == ["duplicate"]
+    assert listed[second["photo_id"]]["duplicate_of"] == first["photo_id"]
 
 
 def test_repeated_and_stale_events_record_nothing_twice(intake_stack: IntakeStack, selfies: list[Path]) -> None:
     # GIVEN a photo uploaded and checked
     [slot] = _request_uploads(intake_stack, 1)
-    key = keys.upload_key("user-1", slot["photo_id"])
+    key = object_keys.upload_key("user-1", slot["photo_id"])
     intake_stack.upload(slot, selfies[1].read_bytes())
     intake_stack.run_photo_checks()
     table = dependencies.photo_table()
@@ -142,7 +142,7 @@ def test_url_encoded_keys_of_unusual_user_ids_are_decoded(intake_stack: IntakeSt
 def test_an_upload_nobody_requested_is_deleted_and_recorded_nowhere(
     intake_stack: IntakeStack, selfies: list[Path]
 ) -> None:
-    key = keys.upload_key("user-1", keys.new_photo_id())
+    key = object_keys.upload_key("user-1", object_keys.new_photo_id())
     intake_stack.s3.put_object(Bucket=intake_stack.bucket, Key=key, Body=selfies[0].read_bytes())
     intake_stack.run_photo_checks()
     versions = intake_stack.s3.list_object_versions(Bucket=intake_stack.bucket, Prefix=key)
@@ -169,8 +169,8 @@ def test_delete_removes_the_record_and_every_stored_version(intake_stack: Intake
     assert status == 204
     assert _photos(intake_stack)["photos"] == []
     for key in (
-        keys.upload_key("user-1", slot["photo_id"]),
-        keys.normalized_photo_key("user-1", slot["photo_id"]),
+        object_keys.upload_key("user-1", slot["photo_id"]),
+        object_keys.normalized_photo_key("user-1", slot["photo_id"]),
     ):
         versions = intake_stack.s3.list_object_versions(Bucket=intake_stack.bucket, Prefix=key)
         assert not versions.get("Versions") and not versions.get("DeleteMarkers"), key
@@ -210,19 +210,6 @@ def test_a_user_cannot_hold_more_photos_than_the_limit(intake_stack: IntakeStack
     assert (status, body["error"]["code"]) == (409, "too_many_photos")
 
 
-def test_model_state_moves_only_by_legal_conditional_transitions(intake_stack: IntakeStack) -> None:
-    _request_uploads(intake_stack, 1)
-    table: AvatarTable = dependencies.photo_table()
-    profile = table.get_profile("user-1")
-    assert profile is not None and profile.state is ModelState.COLLECTING
-    with pytest.raises(IllegalTransition):
-        table.transition_model("user-1", ModelState.READY, expected_revision=profile.revision, now=profile.updated_at)
-    queued = table.transition_model("user-1", ModelState.QUEUED, expected_revision=0, now=profile.updated_at)
-    assert (queued.state, queued.revision) == (ModelState.QUEUED, 1)
-    with pytest.raises(IllegalTransition):  # a second writer holding the old revision loses
-        table.transition_model("user-1", ModelState.QUEUED, expected_revision=0, now=profile.updated_at)
-
-
 def test_openapi_document_describes_the_routes() -> None:
     schema = json.loads(api.app.get_openapi_json_schema(title="Avatar API", version="1"))
     assert {"/v1/photos", "/v1/photos/{photo_id}"} <= set(schema["paths"])
@@ -234,14 +221,15 @@ def test_a_photo_deleted_while_it_is_being_checked_leaves_nothing(
 ) -> None:
     from datetime import UTC, datetime
 
-    from avatar.photos.check import default_face_detector
-    from avatar.photos.policy import CheckPolicy
-    from avatar.upload_check import CheckOutcome, UploadedObject, check_upload
+    from avatar.contracts.s3 import UploadedObject
+    from avatar.intake.verdicts import UploadOutcome, record_upload_verdict
+    from avatar.photo_check.checker import default_face_detector
+    from avatar.photo_check.policy import CheckPolicy
 
     # GIVEN an uploaded selfie whose record disappears (the user deletes it, or erases the account) mid-check
     [slot] = _request_uploads(intake_stack, 1)
     intake_stack.upload(slot, selfies[0].read_bytes())
-    key = keys.upload_key("user-1", slot["photo_id"])
+    key = object_keys.upload_key("user-1", slot["photo_id"])
     head = intake_stack.s3.head_object(Bucket=intake_stack.bucket, Key=key)
     table = dependencies.photo_table()
 
@@ -255,17 +243,17 @@ def test_a_photo_deleted_while_it_is_being_checked_leaves_nothing(
             return found
 
     # WHEN the check runs
-    result = check_upload(
+    result = record_upload_verdict(
         UploadedObject(key=key, size=head["ContentLength"], version_id=head.get("VersionId"), sequencer="0A"),
         photos=DeletedDuringTheCheck(),  # type: ignore[arg-type]
-        storage=dependencies.photo_bucket(),
+        files=dependencies.photo_bucket(),
         policy=CheckPolicy(),
         detector=default_face_detector(),
         now=datetime.now(UTC),
     )
 
     # THEN neither the upload nor a normalized copy is left
-    assert result.outcome is CheckOutcome.NOT_REQUESTED
-    for prefix in (key, keys.normalized_photo_key("user-1", slot["photo_id"])):
+    assert result.outcome is UploadOutcome.NOT_REQUESTED
+    for prefix in (key, object_keys.normalized_photo_key("user-1", slot["photo_id"])):
         versions = intake_stack.s3.list_object_versions(Bucket=intake_stack.bucket, Prefix=prefix)
         assert not versions.get("Versions") and not versions.get("DeleteMarkers"), prefix

@@ -19,17 +19,16 @@ import pytest
 import requests
 from PIL import Image
 
-from avatar.aws.dynamodb import AvatarTable
-from avatar.keys import model_artifact_key
-from avatar.local.event_sources import LambdaContextStub
-from avatar.local.multi_model_endpoint import MultiModelRouter, local_multi_model_endpoint
-from avatar.local.serving import LocalServing, local_serving
-from avatar.local.stack import IntakeStack, http_api_event
-from avatar.model import ModelState, ModelVersion
-from avatar.serving.benchmark import make_adapters
-from avatar.serving.generation import GenerationRequest
+from avatar.aws.dynamodb.jobs import JobTable
+from avatar.contracts.generation import GenerationRequest
+from avatar.object_keys import model_artifact_key
+from avatar_dev.bench.serving import train_user_models
+from avatar_dev.local.event_sources import LambdaContextStub
+from avatar_dev.local.multi_model_endpoint import MultiModelRouter, local_multi_model_endpoint
+from avatar_dev.local.serving import LocalServing, local_serving
+from avatar_dev.local.stack import IntakeStack, http_api_event
 from services.generate import dependencies
-from tests.helpers import assert_same_image, pixels
+from tests.helpers import assert_same_image, pixels, record_ready_model
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +38,7 @@ USERS = 10
 @pytest.fixture(scope="module")
 def user_models(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Ten users' per-user model archives, each from its own (short) training run."""
-    return make_adapters(USERS, base_model="tiny", cache_dir=cache_dir, out=tmp_path_factory.mktemp("users"))
+    return train_user_models(USERS, base_model="tiny", cache_dir=cache_dir, out=tmp_path_factory.mktemp("users"))
 
 
 @pytest.fixture(scope="module")
@@ -60,22 +59,13 @@ class GenerateStack:
 
     intake: IntakeStack
     router: MultiModelRouter
-    table: AvatarTable
+    table: JobTable
 
     def ready_user(self, user: str, archive: Path, version: int = 1) -> str:
         """Upload `archive` as the user's model version and point the user at it, as the notifier will."""
         key = model_artifact_key(user, f"{version:06d}")
         self.intake.s3.put_object(Bucket=self.intake.bucket, Key=key, Body=archive.read_bytes())
-        now = datetime.now(UTC)
-        self.table.ensure_user(user, now)
-        for state in (ModelState.QUEUED, ModelState.TRAINING, ModelState.READY):
-            profile = self.table.get_profile(user)
-            assert profile is not None
-            extra = {"current_version": version} if state is ModelState.READY else {}
-            self.table.transition_model(user, state, expected_revision=profile.revision, now=now, **extra)
-        self.table.record_model_version(
-            ModelVersion(user_id=user, version=version, job_id=f"job{version}", artifact_key=key, created_at=now)
-        )
+        record_ready_model(self.table, user, version=version, artifact_key=key, now=datetime.now(UTC))
         return key
 
     def generate(self, user: str | None, body: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
@@ -103,7 +93,7 @@ def stack(intake_stack: IntakeStack, serving: LocalServing) -> Iterator[Generate
     with local_multi_model_endpoint(router) as endpoint:
         os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = endpoint
         dependencies.reset()
-        table = AvatarTable(intake_stack.dynamodb, os.environ["TABLE_NAME"])
+        table = JobTable(intake_stack.dynamodb, os.environ["TABLE_NAME"])
         yield GenerateStack(intake=intake_stack, router=router, table=table)
     os.environ.pop("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", None)
     dependencies.reset()
@@ -133,7 +123,7 @@ def test_a_ready_user_gets_avatars_as_presigned_urls(stack: GenerateStack, user_
     assert stored["KeyCount"] == 2
 
 
-def test_adapters_switch_per_user_on_the_one_base(stack: GenerateStack, user_models: list[Path]):
+def test_loras_switch_per_user_on_the_one_base(stack: GenerateStack, user_models: list[Path]):
     stack.ready_user("alice", user_models[0])
     stack.ready_user("bob", user_models[1])
     request = {"prompt": "a portrait", "seed": 7, **SMALL}
@@ -265,7 +255,7 @@ def test_fifty_concurrent_requests_across_ten_users_all_complete(stack: Generate
     """The generate use case with the handler's own adapters, from 16 threads at once. (The Lambda handler itself is
     driven one event at a time, as one Lambda execution environment runs it: Powertools' resolver keeps the current
     event in module state.)"""
-    from avatar.avatars import RetryPolicy, create_avatars
+    from avatar.generation.avatars import RetryPolicy, create_avatars
 
     users = [f"user{i}" for i in range(USERS)]
     for user, archive in zip(users, user_models, strict=True):
@@ -278,7 +268,7 @@ def test_fifty_concurrent_requests_across_ten_users_all_complete(stack: Generate
             request_id=f"r{i}",
             registry=dependencies.model_registry(),
             endpoint=dependencies.avatar_endpoint(),
-            images=dependencies.output_bucket(),
+            images=dependencies.avatar_images(),
             url_ttl_seconds=300,
             policy=RetryPolicy(budget_seconds=60),
         )
@@ -362,36 +352,36 @@ def test_a_bad_request_fails_alone_not_its_batch(serving: LocalServing, user_mod
     assert [len(futures[i].result()) for i in (0, 2, 3)] == [1, 1, 1]
 
 
-def _adapter_dirs(user_models: list[Path], tmp_path: Path, count: int) -> list[Path]:
-    from avatar.training.artifact import extract_user_model
+def _lora_dirs(user_models: list[Path], tmp_path: Path, count: int) -> list[Path]:
+    from avatar.fine_tuning.model_archive import extract_user_model
 
-    return [extract_user_model(archive, tmp_path) / "1" / "adapter" for archive in user_models[:count]]
+    return [extract_user_model(archive, tmp_path) / "1" / "lora" for archive in user_models[:count]]
 
 
 def test_mixed_batches_and_reused_slots_make_the_same_images_as_one_user_at_a_time(
     cache_dir: Path, user_models: list[Path], tmp_path: Path
 ):
-    from avatar.serving.shared_base import AdapterRequest, SharedBase
+    from avatar.serving.shared_base import LoraRequest, SharedBase
 
-    folders = _adapter_dirs(user_models, tmp_path, 3)
+    folders = _lora_dirs(user_models, tmp_path, 3)
     request = GenerationRequest(prompt="a portrait", seed=5, steps=2, width=64, height=64)
     roomy = SharedBase.load("tiny", cache_dir=cache_dir, strategy="mixed")
-    tight = SharedBase.load("tiny", cache_dir=cache_dir, strategy="grouped", max_adapters=1)
+    tight = SharedBase.load("tiny", cache_dir=cache_dir, strategy="grouped", max_loras=1)
 
-    mixed = roomy.generate_batch([AdapterRequest(roomy.open_adapter(folder), request) for folder in folders])
-    alone = [tight.generate_batch([AdapterRequest(tight.open_adapter(folder), request)])[0] for folder in folders]
-    again = tight.generate_batch([AdapterRequest(tight.open_adapter(folders[0]), request)])[0]
+    mixed = roomy.generate_batch([LoraRequest(roomy.open_lora(folder), request) for folder in folders])
+    alone = [tight.generate_batch([LoraRequest(tight.open_lora(folder), request)])[0] for folder in folders]
+    again = tight.generate_batch([LoraRequest(tight.open_lora(folders[0]), request)])[0]
 
     for got, want in zip(mixed, alone, strict=True):
         assert_same_image(got[0].png, want[0].png)  # batched float math may differ by a rounding step
     assert np.abs(pixels(mixed[0][0].png) - pixels(mixed[1][0].png)).mean() > 0
     assert again[0].png == alone[0][0].png  # the slot was reused for user 2 and 3, then user 1 came back intact
-    assert (tight.adapters.loads, tight.adapters.evictions) == (4, 3)
-    assert tight.slot(tight.adapters.resident[0]) == "slot1"  # one set of LoRA layers, weights swapped in place
+    assert (tight.loras.loads, tight.loras.evictions) == (4, 3)
+    assert tight.slot(tight.loras.resident[0]) == "slot1"  # one set of LoRA layers, weights swapped in place
 
 
 def test_avatar_generate_writes_pngs_from_a_trained_model(cache_dir: Path, user_models: list[Path], tmp_path: Path):
-    from avatar.cli import main
+    from avatar_dev.cli import main
 
     os.environ["AVATAR_CACHE_DIR"] = str(cache_dir)
     try:
@@ -455,8 +445,8 @@ def _packed_environment(folder: Path, token: str, cache_dir: Path) -> Path:
     import sys
     import venv
 
-    from avatar.deploy.artifacts import package_sources
-    from avatar.local.triton import stub_environment
+    from avatar_dev.deploy.artifacts import package_sources
+    from avatar_dev.local.triton import stub_environment
 
     root = folder / "env"
     venv.EnvBuilder(with_pip=False, symlinks=True).create(root)
@@ -469,7 +459,7 @@ def _packed_environment(folder: Path, token: str, cache_dir: Path) -> Path:
     for pth in (stub_environment(cache_dir) / relative_site).glob("*.pth"):
         shutil.copyfile(pth, site / pth.name)
     # The packed copies of the modules the Triton models import say where they were imported from.
-    for module in ("setup", "triton_base", "base_definition"):
+    for module in ("container_setup", "triton_shared_base", "base_definition"):
         with (site / "avatar" / "serving" / f"{module}.py").open("a") as copy:
             copy.write(
                 "\nimport os as _os\n"
@@ -494,15 +484,15 @@ def test_on_a_sagemaker_layout_the_setup_model_installs_the_environment_every_mo
 
     import tritonclient.http as httpclient
 
-    from avatar.deploy.artifacts import write_setup_model
-    from avatar.local.triton import triton_server
-    from avatar.training.artifact import extract_user_model, package_user_model
+    from avatar.fine_tuning.model_archive import extract_user_model, package_user_model
+    from avatar_dev.deploy.artifacts import write_setup_model
+    from avatar_dev.local.triton import triton_server
 
     token = f"avatar-test-env-{uuid.uuid4().hex}"
     environment = _packed_environment(tmp_path, token, cache_dir)
     installed = tmp_path / "opt" / "avatar" / "avatar_env.tar.gz"  # AVATAR_TRITON_EXECUTION_ENV
     setup = write_setup_model(tmp_path / "avatar_setup.tar.gz", environment)
-    adapter = extract_user_model(user_models[0], tmp_path / "user") / "1" / "adapter"
+    adapter = extract_user_model(user_models[0], tmp_path / "user") / "1" / "lora"
     user_archive = package_user_model(adapter, name="avatar-u1-j1", execution_env=str(installed))
 
     repository = tmp_path / "repository"
@@ -529,12 +519,12 @@ def test_on_a_sagemaker_layout_the_setup_model_installs_the_environment_every_mo
     # Each model imported the avatar package from an environment Triton unpacked (under /tmp/python_env_*), not from
     # this checkout: the setup model from its own archive, the base and the user's model from the installed copy.
     imported = (tmp_path / "imports.log").read_text().splitlines()
-    assert {Path(path).stem for path in imported} >= {"setup", "triton_base", "base_definition"}
+    assert {Path(path).stem for path in imported} >= {"container_setup", "triton_shared_base", "base_definition"}
     assert all(path.startswith("/tmp/python_env_") for path in imported), imported
 
 
 def _request_inputs(request: GenerationRequest) -> list[Any]:
-    from avatar.aws.sagemaker_runtime import request_tensors
+    from avatar.aws.multi_model_endpoint import request_tensors
 
     return request_tensors(request)
 
@@ -547,7 +537,7 @@ def test_avatar_serve_starts_triton_with_the_shared_base_and_stops_on_ctrl_c(cac
     import tritonclient.http as httpclient
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "avatar.cli", "serve", "--model", str(user_models[0])],
+        [sys.executable, "-m", "avatar_dev.cli", "serve", "--model", str(user_models[0])],
         env=os.environ | {"AVATAR_CACHE_DIR": str(cache_dir)},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -570,7 +560,7 @@ def test_avatar_serve_starts_triton_with_the_shared_base_and_stops_on_ctrl_c(cac
 def test_the_serving_benchmark_runs_both_designs_and_prints_the_figures(
     cache_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ):
-    from avatar.serving import benchmark
+    from avatar_dev.bench import serving as benchmark
 
     monkeypatch.setenv("AVATAR_CACHE_DIR", str(cache_dir))
 
@@ -582,7 +572,7 @@ def test_the_serving_benchmark_runs_both_designs_and_prints_the_figures(
         "reference_cold_start_overhead_s",
         "memory_per_resident_user_mb",
         "reference_memory_per_resident_user_mb",
-        "adapter_file_mb",
+        "lora_file_mb",
         "mixed_users_throughput_ratio",
     ):
         assert isinstance(figures[key], float), key

@@ -14,12 +14,12 @@ import boto3
 import pytest
 from PIL import Image
 
-from avatar.keys import normalized_photo_key
-from avatar.photos.check import check_photo
-from avatar.training.artifact import extract_user_model
-from avatar.training.job import TrainingJobFailed
-from avatar.training.lmi_handler import TrainingSettings, handle_training_request
-from avatar.training.manifest import TrainingManifest
+from avatar.contracts.training import TrainingManifest
+from avatar.errors import FineTuneFailed
+from avatar.fine_tuning.lmi_handler import TrainingSettings, handle_training_request
+from avatar.fine_tuning.model_archive import extract_user_model
+from avatar.object_keys import normalized_photo_key
+from avatar.photo_check.checker import check_photo
 
 pytestmark = pytest.mark.slow
 
@@ -77,12 +77,12 @@ def test_a_job_trains_uploads_a_versioned_model_and_publishes_progress(settings,
     result = handle_training_request(body, settings)
 
     assert result is not None
-    assert result["status"] == "succeeded"
-    assert result["model_key"] == f"models/u1/{job_id}.tar.gz"
-    assert result["photos_used"] == 8 and result["metrics"]["steps"] == 4
-    archive = boto3.client("s3").get_object(Bucket=bucket, Key=result["model_key"])["Body"].read()
+    assert result.status == "succeeded"
+    assert result.model_key == f"models/u1/{job_id}.tar.gz"
+    assert result.photos_used == 8 and result.metrics.steps == 4
+    archive = boto3.client("s3").get_object(Bucket=bucket, Key=result.model_key)["Body"].read()
     folder = extract_user_model(archive, tmp_path / "model")
-    metadata = json.loads((folder / "1" / "adapter" / "metadata.json").read_text())
+    metadata = json.loads((folder / "1" / "lora" / "metadata.json").read_text())
     assert metadata["job_id"] == job_id and metadata["user_id"] == "u1" and metadata["base_model"] == "tiny"
     progress = json.loads(
         boto3.client("s3").get_object(Bucket=bucket, Key=f"jobs/u1/{job_id}/progress.json")["Body"].read()
@@ -91,7 +91,7 @@ def test_a_job_trains_uploads_a_versioned_model_and_publishes_progress(settings,
     assert _keys(bucket, "class-images/"), "class images are cached in the bucket for later jobs"
     assert not any(settings.work_dir.iterdir()), "the job's work folder is removed"
 
-    with pytest.raises(TrainingJobFailed, match="never replaced"):
+    with pytest.raises(FineTuneFailed, match="never replaced"):
         handle_training_request(body, settings)  # the same job again must not overwrite its model
     assert not any(settings.work_dir.iterdir())
 
@@ -101,7 +101,7 @@ def test_too_few_usable_photos_fail_with_a_reason_a_user_can_act_on(settings, bu
     Image.new("RGB", (800, 800), (90, 120, 150)).save(wall, format="JPEG")
     keys = _upload(bucket, "u2", [*normalized[:3], wall.getvalue(), wall.getvalue()])
 
-    with pytest.raises(TrainingJobFailed, match=r"too few usable photos: 3 of 5 .* 6 are needed"):
+    with pytest.raises(FineTuneFailed, match=r"too few usable photos: 3 of 5 .* 6 are needed"):
         handle_training_request(_manifest("u2", keys), settings)
     assert not _keys(bucket, "models/")
     assert not any(settings.work_dir.iterdir())
@@ -110,7 +110,7 @@ def test_too_few_usable_photos_fail_with_a_reason_a_user_can_act_on(settings, bu
 def test_a_corrupt_photo_fails_the_job_naming_the_photo(settings, bucket, normalized):
     keys = _upload(bucket, "u3", [*normalized[:7], b"\xff\xd8\xff\xe0 truncated"])
 
-    with pytest.raises(TrainingJobFailed, match=f"photo {keys[-1]} is unreadable"):
+    with pytest.raises(FineTuneFailed, match=f"photo {keys[-1]} is unreadable"):
         handle_training_request(_manifest("u3", keys), settings)
     assert not _keys(bucket, "models/")
 
@@ -118,19 +118,19 @@ def test_a_corrupt_photo_fails_the_job_naming_the_photo(settings, bucket, normal
 def test_a_missing_photo_fails_the_job(settings, bucket, normalized):
     keys = [*_upload(bucket, "u4", normalized[:6]), normalized_photo_key("u4", uuid.uuid4().hex)]
 
-    with pytest.raises(TrainingJobFailed, match="missing from the bucket"):
+    with pytest.raises(FineTuneFailed, match="missing from the bucket"):
         handle_training_request(_manifest("u4", keys), settings)
 
 
 def test_the_warm_up_call_returns_none_and_bad_manifests_are_refused(settings):
     assert handle_training_request(b"", settings) is None
     assert handle_training_request(None, settings) is None
-    with pytest.raises(TrainingJobFailed, match="invalid training manifest"):
+    with pytest.raises(FineTuneFailed, match="invalid training manifest"):
         handle_training_request(b"not json", settings)
     other_users_photo = normalized_photo_key("someone-else", uuid.uuid4().hex)
-    with pytest.raises(TrainingJobFailed, match="not a normalized photo of user u5"):
+    with pytest.raises(FineTuneFailed, match="not a normalized photo of user u5"):
         handle_training_request(_manifest("u5", [other_users_photo]), settings)
-    with pytest.raises(TrainingJobFailed, match="invalid training manifest"):
+    with pytest.raises(FineTuneFailed, match="invalid training manifest"):
         handle_training_request(_manifest("u5", ["photos/u5/../u6/x.jpg"]), settings)
 
 
@@ -179,7 +179,7 @@ def test_the_djl_entry_point_is_a_thin_adapter(monkeypatch, settings, bucket, no
 
 def test_progress_is_logged_as_structured_lines(settings, bucket, normalized, caplog):
     keys = _upload(bucket, "u7", normalized)
-    with caplog.at_level("INFO", logger="avatar.training.lmi_handler"):
+    with caplog.at_level("INFO", logger="avatar.fine_tuning.lmi_handler"):
         handle_training_request(_manifest("u7", keys), settings)
 
     lines = [
@@ -194,7 +194,8 @@ def test_progress_is_logged_as_structured_lines(settings, bucket, normalized, ca
 
 
 def test_a_base_model_under_an_s3_prefix_is_mirrored_once(bucket, tmp_path: Path, tmp_path_factory):
-    from avatar.diffusion.base_model import BaseModelUnavailable, resolve_base_model
+    from avatar.diffusion.base_checkpoints import resolve_base_model
+    from avatar.errors import BaseModelUnavailable
 
     tiny = resolve_base_model("tiny", cache_dir=tmp_path_factory.getbasetemp() / "job-cache")
     s3 = boto3.client("s3")
@@ -215,7 +216,7 @@ def test_a_base_model_under_an_s3_prefix_is_mirrored_once(bucket, tmp_path: Path
 def test_running_out_of_gpu_memory_fails_with_what_to_change(settings, bucket, normalized, monkeypatch):
     import torch
 
-    import avatar.training.fine_tune as fine_tune_module
+    import avatar.fine_tuning.fine_tune as fine_tune_module
 
     def out_of_memory(*_, **__):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -223,6 +224,6 @@ def test_running_out_of_gpu_memory_fails_with_what_to_change(settings, bucket, n
     monkeypatch.setattr(fine_tune_module, "train_lora", out_of_memory)  # fault injection: no GPU here to exhaust
     keys = _upload(bucket, "u8", normalized)
 
-    with pytest.raises(TrainingJobFailed, match=r"out of GPU memory at 64 px, batch 1: lower the batch size"):
+    with pytest.raises(FineTuneFailed, match=r"out of GPU memory at 64 px, batch 1: lower the batch size"):
         handle_training_request(_manifest("u8", keys), settings)
     assert not any(settings.work_dir.iterdir())

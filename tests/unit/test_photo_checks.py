@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from avatar.bench import bomb_refusal
-from avatar.photos.check import check_photo
-from avatar.photos.hard_cases import HardCase, near_duplicate, png_bomb
-from avatar.photos.policy import CheckPolicy
-from avatar.photos.verdict import REASON_MESSAGES, Reason
+from avatar.photo_check.checker import check_photo
+from avatar.photo_check.policy import CheckPolicy
+from avatar.photo_check.verdict import REASON_MESSAGES, Reason
+from avatar_dev.bench.intake import bomb_refusal
+from avatar_dev.hard_cases import HardCase, near_duplicate, png_bomb
 
 HARD_CASE_NAMES = [
     "phone-12mp-rotated.jpg", "iphone.heic", "selfie.webp", "alpha.png", "gray16.png", "cmyk.jpg", "empty.jpg",

@@ -1,5 +1,5 @@
-"""The serving domain without Triton or AWS: the adapter cache, adapter checks, routing and retries of the generate
-service, the wire format."""
+"""The serving side without Triton or AWS: the LoRA cache and checks, the multi-model endpoint's wire format and its
+setup path, the container's execution environment."""
 
 from __future__ import annotations
 
@@ -10,20 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from avatar.adapter_format import ADAPTER_WEIGHTS, METADATA_NAME
-from avatar.avatars import (
-    CurrentModel,
-    EndpointBusy,
-    GenerationRejected,
-    NoReadyModel,
-    RetryPolicy,
-    ServingUnavailable,
-    create_avatars,
-)
-from avatar.keys import InvalidKey, generated_image_key, target_model
-from avatar.model import ModelState
-from avatar.serving.adapters import Adapter, AdapterCache, AdapterRefused, open_adapter, publish_base, published_base
-from avatar.serving.generation import GeneratedImage, GenerationRequest, personalize
+from avatar.contracts.generation import GenerationRequest
+from avatar.errors import GenerationRejected, LoraRefused, ServingBusy
+from avatar.lora_format import LORA_WEIGHTS, METADATA_NAME
+from avatar.prompts import personalize
+from avatar.serving.loras import Lora, LoraCache, open_lora, publish_base, published_base
 
 BASE = "b" * 64
 
@@ -33,16 +24,16 @@ def _safetensors(payload: bytes = b"\0" * 16) -> bytes:
     return struct.pack("<Q", len(header)) + header + payload
 
 
-def _adapter_folder(tmp_path: Path, *, base: str = BASE, weights: bytes | None = None, name: str = "a") -> Path:
+def _lora_folder(tmp_path: Path, *, base: str = BASE, weights: bytes | None = None, name: str = "a") -> Path:
     folder = tmp_path / name
     folder.mkdir()
-    (folder / ADAPTER_WEIGHTS).write_bytes(weights if weights is not None else _safetensors())
+    (folder / LORA_WEIGHTS).write_bytes(weights if weights is not None else _safetensors())
     (folder / METADATA_NAME).write_text(json.dumps({"token": "ohwx", "base_model_sha256": base}))
     return folder
 
 
-def _adapter(adapter_id: str, size: int = 10) -> Adapter:
-    return Adapter(adapter_id=adapter_id, directory=Path(adapter_id), token="ohwx", size_bytes=size)
+def _lora(lora_id: str, size: int = 10) -> Lora:
+    return Lora(lora_id=lora_id, directory=Path(lora_id), token="ohwx", size_bytes=size)
 
 
 class RecordingHost:
@@ -50,23 +41,23 @@ class RecordingHost:
         self.loaded: list[str] = []
         self.events: list[str] = []
 
-    def load_adapter(self, adapter: Adapter) -> None:
-        self.loaded.append(adapter.adapter_id)
-        self.events.append(f"load {adapter.adapter_id}")
+    def load_lora(self, lora: Lora) -> None:
+        self.loaded.append(lora.lora_id)
+        self.events.append(f"load {lora.lora_id}")
 
-    def unload_adapter(self, adapter_id: str) -> None:
-        self.loaded.remove(adapter_id)
-        self.events.append(f"unload {adapter_id}")
+    def unload_lora(self, lora_id: str) -> None:
+        self.loaded.remove(lora_id)
+        self.events.append(f"unload {lora_id}")
 
 
 def test_the_cache_evicts_the_least_recently_used_beyond_its_count():
     host = RecordingHost()
-    cache = AdapterCache(host, max_adapters=2, max_bytes=1000)
+    cache = LoraCache(host, max_loras=2, max_bytes=1000)
 
-    cache.ensure(_adapter("a"))
-    cache.ensure(_adapter("b"))
-    cache.ensure(_adapter("a"))  # a is now the most recently used
-    cache.ensure(_adapter("c"))
+    cache.ensure(_lora("a"))
+    cache.ensure(_lora("b"))
+    cache.ensure(_lora("a"))  # a is now the most recently used
+    cache.ensure(_lora("c"))
 
     assert host.loaded == ["a", "c"]
     assert cache.resident == ["a", "c"]
@@ -75,24 +66,24 @@ def test_the_cache_evicts_the_least_recently_used_beyond_its_count():
 
 def test_the_cache_keeps_within_its_memory_budget_and_never_evicts_what_a_batch_needs():
     host = RecordingHost()
-    cache = AdapterCache(host, max_adapters=10, max_bytes=25)
-    cache.ensure(_adapter("a"))
-    cache.ensure(_adapter("b"))
+    cache = LoraCache(host, max_loras=10, max_bytes=25)
+    cache.ensure(_lora("a"))
+    cache.ensure(_lora("b"))
 
-    cache.ensure(_adapter("c"), keep=frozenset({"a"}))
+    cache.ensure(_lora("c"), keep=frozenset({"a"}))
 
     assert host.loaded == ["a", "c"]
     assert cache.resident_bytes == 20
-    with pytest.raises(AdapterRefused, match="exceeds the cache budget"):
-        cache.ensure(_adapter("huge", size=26))
+    with pytest.raises(LoraRefused, match="exceeds the cache budget"):
+        cache.ensure(_lora("huge", size=26))
 
 
-def test_an_adapter_is_checked_against_the_base_it_runs_on(tmp_path: Path):
-    adapter = open_adapter(_adapter_folder(tmp_path), base_sha256=BASE)
+def test_a_lora_is_checked_against_the_base_it_runs_on(tmp_path: Path):
+    lora = open_lora(_lora_folder(tmp_path), base_sha256=BASE)
 
-    assert adapter.token == "ohwx" and adapter.adapter_id.startswith("a")
-    with pytest.raises(AdapterRefused, match="trained on base cccccccccccc"):
-        open_adapter(_adapter_folder(tmp_path, base="c" * 64, name="other"), base_sha256=BASE)
+    assert lora.token == "ohwx" and lora.lora_id.startswith("a")
+    with pytest.raises(LoraRefused, match="trained on base cccccccccccc"):
+        open_lora(_lora_folder(tmp_path, base="c" * 64, name="other"), base_sha256=BASE)
 
 
 @pytest.mark.parametrize(
@@ -104,22 +95,22 @@ def test_an_adapter_is_checked_against_the_base_it_runs_on(tmp_path: Path):
     ],
 )
 def test_corrupt_weights_are_refused_before_they_reach_the_pipeline(tmp_path: Path, weights: bytes, reason: str):
-    with pytest.raises(AdapterRefused, match=reason):
-        open_adapter(_adapter_folder(tmp_path, weights=weights), base_sha256=BASE)
+    with pytest.raises(LoraRefused, match=reason):
+        open_lora(_lora_folder(tmp_path, weights=weights), base_sha256=BASE)
 
 
 def test_missing_files_or_metadata_are_refused(tmp_path: Path):
-    folder = _adapter_folder(tmp_path)
+    folder = _lora_folder(tmp_path)
     (folder / METADATA_NAME).write_text("{")
-    with pytest.raises(AdapterRefused, match="unreadable"):
-        open_adapter(folder, base_sha256=BASE)
+    with pytest.raises(LoraRefused, match="unreadable"):
+        open_lora(folder, base_sha256=BASE)
     (folder / METADATA_NAME).unlink()
-    with pytest.raises(AdapterRefused, match=r"has no metadata\.json"):
-        open_adapter(folder, base_sha256=BASE)
+    with pytest.raises(LoraRefused, match=r"has no metadata\.json"):
+        open_lora(folder, base_sha256=BASE)
 
 
 def test_the_shared_base_publishes_its_hash_for_per_user_models(tmp_path: Path):
-    with pytest.raises(AdapterRefused, match="no shared base"):
+    with pytest.raises(LoraRefused, match="no shared base"):
         published_base(tmp_path)
     publish_base(tmp_path, spec="tiny", sha256=BASE)
 
@@ -131,133 +122,8 @@ def test_the_token_goes_where_the_placeholder_is_or_in_front():
     assert personalize("an astronaut", "ohwx") == "ohwx an astronaut"
 
 
-def test_target_models_and_output_keys_follow_the_layout():
-    assert target_model("models/u1/000003.tar.gz") == "u1/000003.tar.gz"
-    assert generated_image_key("u1", "r1", 0, 42) == "outputs/u1/r1/0-42.png"
-    with pytest.raises(InvalidKey):
-        target_model("photos/u1/x.jpg")
-
-
-class Registry:
-    def __init__(self, current: CurrentModel | None) -> None:
-        self.current = current
-
-    def current_model(self, user_id: str) -> CurrentModel | None:
-        return self.current
-
-
-class Endpoint:
-    def __init__(self, answers: list[Exception | list[GeneratedImage]]) -> None:
-        self.answers = answers
-        self.calls: list[tuple[str, GenerationRequest]] = []
-
-    def generate(self, artifact_key: str, request: GenerationRequest) -> list[GeneratedImage]:
-        self.calls.append((artifact_key, request))
-        answer = self.answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-class Images:
-    def __init__(self) -> None:
-        self.stored: dict[str, bytes] = {}
-
-    def put_png(self, key: str, png: bytes) -> None:
-        self.stored[key] = png
-
-    def share(self, key: str, *, expires_in: int) -> str:
-        return f"https://example.test/{key}?expires={expires_in}"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
-def _create(registry: Registry, endpoint: Endpoint, images: Images, clock: FakeClock, **request: object):
-    return create_avatars(
-        "u1",
-        GenerationRequest(prompt="x", **request),  # type: ignore[arg-type]
-        request_id="r1",
-        registry=registry,
-        endpoint=endpoint,
-        images=images,
-        url_ttl_seconds=600,
-        policy=RetryPolicy(budget_seconds=10, first_delay_seconds=1, max_delay_seconds=2, retry_after_seconds=7),
-        clock=clock,
-        sleep=clock.sleep,
-    )
-
-
-READY = CurrentModel(state=ModelState.READY, artifact_key="models/u1/000002.tar.gz")
-
-
-def test_busy_answers_are_retried_with_the_same_seed_then_stored_and_shared():
-    endpoint = Endpoint([EndpointBusy("ModelNotReadyException"), EndpointBusy("507"), [GeneratedImage(b"png", 5)]])
-    images, clock = Images(), FakeClock()
-
-    avatars = _create(Registry(READY), endpoint, images, clock)
-
-    assert [a.seed for a in avatars] == [5]
-    assert avatars[0].url == "https://example.test/outputs/u1/r1/0-5.png?expires=600"
-    assert images.stored == {"outputs/u1/r1/0-5.png": b"png"}
-    assert {call[0] for call in endpoint.calls} == {"models/u1/000002.tar.gz"}
-    seeds = {call[1].seed for call in endpoint.calls}
-    assert len(seeds) == 1 and None not in seeds  # a retry makes the same images
-    assert 0 < clock.now < 10
-
-
-def test_an_endpoint_busy_for_the_whole_budget_is_unavailable_with_retry_after():
-    endpoint = Endpoint([EndpointBusy("ThrottlingException")] * 50)
-    clock = FakeClock()
-
-    with pytest.raises(ServingUnavailable) as raised:
-        _create(Registry(READY), endpoint, Images(), clock)
-
-    assert raised.value.retry_after_seconds == 7
-    assert clock.now <= 10 and len(endpoint.calls) >= 3
-
-
-def test_a_rejected_request_is_not_retried():
-    endpoint = Endpoint([GenerationRejected("adapter refused")])
-
-    with pytest.raises(GenerationRejected):
-        _create(Registry(READY), endpoint, Images(), FakeClock())
-    assert len(endpoint.calls) == 1
-
-
-@pytest.mark.parametrize(
-    ("current", "state"),
-    [
-        (None, None),
-        (CurrentModel(state=ModelState.COLLECTING, artifact_key=None), ModelState.COLLECTING),
-        (CurrentModel(state=ModelState.TRAINING, artifact_key=None), ModelState.TRAINING),
-    ],
-)
-def test_no_current_model_is_no_ready_model_with_the_state(current: CurrentModel | None, state: ModelState | None):
-    with pytest.raises(NoReadyModel) as raised:
-        _create(Registry(current), Endpoint([]), Images(), FakeClock())
-    assert raised.value.state == state
-
-
-def test_a_user_retraining_keeps_generating_with_the_current_version():
-    retraining = CurrentModel(state=ModelState.TRAINING, artifact_key="models/u1/000001.tar.gz")
-    endpoint = Endpoint([[GeneratedImage(b"png", 1)]])
-
-    _create(Registry(retraining), endpoint, Images(), FakeClock(), seed=1)
-
-    assert endpoint.calls[0][0] == "models/u1/000001.tar.gz"
-
-
 def test_the_request_travels_in_tritons_binary_format_and_back():
-    from avatar.aws.sagemaker_runtime import decode_images, encode_request
+    from avatar.aws.multi_model_endpoint import decode_images, encode_request
 
     body, content_type = encode_request(GenerationRequest(prompt="héllo", seed=3, num_images=2, width=64))
     header = int(content_type.split("json-header-size=")[1])
@@ -289,7 +155,7 @@ def test_the_request_travels_in_tritons_binary_format_and_back():
 def test_the_execution_environment_is_installed_once_and_atomically(tmp_path: Path):
     import os
 
-    from avatar.serving.setup import install_execution_env
+    from avatar.serving.container_setup import install_execution_env
 
     bundled = tmp_path / "setup" / "avatar_env.tar.gz"
     bundled.parent.mkdir()
@@ -321,26 +187,12 @@ def test_the_shared_base_runs_in_the_execution_environment_when_one_is_named():
     assert set(files) == {"file:1/model.py"}
 
 
-def test_the_generate_function_imports_no_image_or_ml_library():
-    """Its zip carries only `.[generate]` (tritonclient, NumPy): Pillow, OpenCV or torch would fail the import."""
-    import subprocess
-    import sys
-
-    check = (
-        "import sys, services.generate.api, avatar.aws.sagemaker_runtime; "
-        "print(sorted(m for m in ('PIL', 'cv2', 'torch', 'diffusers', 'transformers') if m in sys.modules))"
-    )
-    loaded = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True).stdout
-
-    assert loaded.strip() == "[]"
-
-
 def test_an_instance_without_the_models_environment_gets_the_setup_model_invoked_and_the_request_retried():
     import boto3
     from botocore.response import StreamingBody
     from botocore.stub import ANY, Stubber
 
-    from avatar.aws.sagemaker_runtime import MultiModelEndpoint
+    from avatar.aws.multi_model_endpoint import MultiModelEndpoint
 
     client = boto3.client(
         "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
@@ -371,7 +223,14 @@ def test_an_instance_without_the_models_environment_gets_the_setup_model_invoked
                 "ContentType": "application/json",
             },
         )
-        with pytest.raises(EndpointBusy, match="being prepared"):  # create_avatars retries it within its budget
+        with pytest.raises(ServingBusy, match="being prepared"):  # create_avatars retries it within its budget
+            endpoint.generate("models/u1/j1.tar.gz", request)
+        stubber.assert_no_pending_responses()
+        # A second refusal of the same model after the instance was prepared is the model's own: final.
+        stubber.add_client_error(
+            "invoke_endpoint", service_error_code="ModelError", service_message="still refused", http_status_code=424
+        )
+        with pytest.raises(GenerationRejected):
             endpoint.generate("models/u1/j1.tar.gz", request)
         stubber.assert_no_pending_responses()
 
@@ -379,7 +238,7 @@ def test_an_instance_without_the_models_environment_gets_the_setup_model_invoked
     plain = MultiModelEndpoint(client, "avatar-generate")
     with Stubber(client) as stubber:
         stubber.add_client_error(
-            "invoke_endpoint", service_error_code="ModelError", service_message="bad adapter", http_status_code=424
+            "invoke_endpoint", service_error_code="ModelError", service_message="bad LoRA", http_status_code=424
         )
         with pytest.raises(GenerationRejected):
             plain.generate("models/u1/j1.tar.gz", request)

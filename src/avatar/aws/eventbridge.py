@@ -6,8 +6,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from avatar.contracts import EVENT_SOURCE, AvatarEvent
-from avatar.training_jobs import RetryLater
+from avatar.contracts.events import EVENT_SOURCE, AvatarEvent
+from avatar.errors import EventBusUnavailable
 
 
 class EventBus:
@@ -18,7 +18,7 @@ class EventBus:
         self._bus = bus_name
 
     def publish(self, event: AvatarEvent) -> None:
-        """Put one event; a refused entry raises RetryLater so the triggering message is retried."""
+        """Put one event; a refused entry raises EventBusUnavailable, so the message that led here is retried."""
         entry = {
             "EventBusName": self._bus,
             "Source": EVENT_SOURCE,
@@ -29,7 +29,7 @@ class EventBus:
         try:
             response = self._client.put_events(Entries=[entry])
         except (ClientError, BotoCoreError) as exc:
-            raise RetryLater(f"EventBridge put_events failed: {exc}") from exc
+            raise EventBusUnavailable(f"EventBridge put_events failed: {exc}") from exc
         if response.get("FailedEntryCount"):
             failed = response["Entries"][0]
-            raise RetryLater(f"EventBridge refused {event.detail_type}: {failed.get('ErrorCode')}")
+            raise EventBusUnavailable(f"EventBridge refused {event.detail_type}: {failed.get('ErrorCode')}")

@@ -6,7 +6,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from avatar.training_jobs import AsyncInvocation, EndpointRefused, EndpointThrottled
+from avatar.errors import TrainingEndpointBusy, TrainingRefused
+from avatar.training_jobs.ports import AsyncInvocation
 
 _RETRYABLE_CODES = {"ThrottlingException", "ServiceUnavailable", "InternalFailure", "TooManyRequestsException"}
 
@@ -19,7 +20,7 @@ class AsyncTrainingEndpoint:
         self._endpoint = endpoint_name
 
     def invoke(self, *, job_id: str, user_id: str, input_location: str, timeout_seconds: int) -> AsyncInvocation:
-        """One InvokeEndpointAsync call; throttling and 5xx raise EndpointThrottled, other errors EndpointRefused."""
+        """One InvokeEndpointAsync call; throttling and 5xx raise TrainingEndpointBusy, other errors TrainingRefused."""
         try:
             response = self._client.invoke_endpoint_async(
                 EndpointName=self._endpoint,
@@ -35,12 +36,12 @@ class AsyncTrainingEndpoint:
             code = exc.response.get("Error", {}).get("Code", "")
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
             if code in _RETRYABLE_CODES or status == 429 or status >= 500:
-                raise EndpointThrottled(f"InvokeEndpointAsync {code or status}") from exc
-            raise EndpointRefused(
+                raise TrainingEndpointBusy(f"InvokeEndpointAsync {code or status}") from exc
+            raise TrainingRefused(
                 f"InvokeEndpointAsync {code}: {exc.response.get('Error', {}).get('Message')}"
             ) from exc
         except BotoCoreError as exc:
-            raise EndpointThrottled(f"InvokeEndpointAsync failed: {exc}") from exc
+            raise TrainingEndpointBusy(f"InvokeEndpointAsync failed: {exc}") from exc
         return AsyncInvocation(
             output_location=response["OutputLocation"], failure_location=response.get("FailureLocation")
         )

@@ -1,1 +1,2 @@
-"""Generating avatars from a base model and a user's adapter."""
+"""Serving every user's LoRA on one shared base: LoRA checks and cache, the shared pipeline, sampling, and the Triton
+models' code."""

@@ -15,7 +15,7 @@ SHARED_BASE_CONFIG: dict[str, Any] = {
     "max_batch_size": 8,
     "dynamic_batching": {"max_queue_delay_microseconds": 50000},
     "input": [
-        {"name": "adapter", "data_type": "TYPE_STRING", "dims": [1]},
+        {"name": "lora", "data_type": "TYPE_STRING", "dims": [1]},
         {"name": "prompt", "data_type": "TYPE_STRING", "dims": [1]},
         {"name": "negative_prompt", "data_type": "TYPE_STRING", "dims": [1]} | _OPTIONAL,
         {"name": "seed", "data_type": "TYPE_INT64", "dims": [1]} | _OPTIONAL,
@@ -31,7 +31,7 @@ SHARED_BASE_CONFIG: dict[str, Any] = {
     ],
     "instance_group": [{"count": 1, "kind": "KIND_MODEL"}],
 }
-MODEL_PY = b"from avatar.serving.triton_base import TritonPythonModel  # noqa: F401\n"
+MODEL_PY = b"from avatar.serving.triton_shared_base import TritonPythonModel  # noqa: F401\n"
 
 
 def shared_base_definition(name: str, execution_env: str | None = None) -> tuple[str, dict[str, bytes]]:

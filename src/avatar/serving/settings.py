@@ -18,10 +18,10 @@ class ServingSettings(BaseSettings):
     base_model: str = "tiny"  # tiny, a folder, s3://bucket/prefix or a hub id
     cache_dir: Path = Path("/tmp/avatar-cache")  # noqa: S108 (the container's scratch disk)
     base_model_name: str = "avatar_base"  # the Triton model holding the shared pipeline
-    max_adapters: int = Field(32, ge=1)
-    max_adapter_mb: int = Field(2048, ge=1)
+    max_loras: int = Field(32, ge=1)
+    max_lora_mb: int = Field(2048, ge=1)
     batch_strategy: Literal["mixed", "grouped"] = "mixed"
-    # LoRA rank of the reusable adapter slots (the training default); 0 turns slot reuse (hot-swapping) off.
+    # LoRA rank of the reusable LoRA slots (the training default); 0 turns slot reuse (hot-swapping) off.
     hotswap_rank: int = Field(16, ge=0)
     # Where the models' conda-pack environment lives on a SageMaker instance (every model's EXECUTION_ENV_PATH); the
     # setup model puts the archive it carries there. None where Triton's own Python has the ML stack (locally).

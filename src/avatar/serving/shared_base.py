@@ -1,9 +1,9 @@
-"""One base pipeline serving every user's adapter: adapters switch per request, the base is never reloaded.
+"""One base pipeline serving every user's LoRA: LoRAs switch per request, the base is never reloaded.
 
 A dynamic batch holds requests of several users. Requests that share the sampler settings (steps, guidance, size)
 run as one pipeline call. With the `mixed` strategy that call carries every user's rows at once: PEFT's mixed-batch
-LoRA forward (`adapter_names`, one name per row) applies each row's own adapter. With `grouped` the rows of one
-adapter run together and adapters are switched between calls. `avatar bench serving` measures both.
+LoRA forward (`adapter_names`, one name per row) applies each row's own LoRA. With `grouped` the rows of one
+LoRA run together and LoRAs are switched between calls. `avatar bench serving` measures both.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from avatar.adapter_format import ADAPTER_WEIGHTS
-from avatar.diffusion.base_model import resolve_base_model
-from avatar.serving.adapters import Adapter, AdapterCache, open_adapter, publish_base
-from avatar.serving.generation import (
-    GeneratedImage,
-    GenerationRequest,
-    generate_rows,
-    load_for_inference,
-    personalize,
-)
+from avatar.contracts.generation import GeneratedImage, GenerationRequest
+from avatar.diffusion.base_checkpoints import resolve_base_model
+from avatar.lora_format import LORA_WEIGHTS
+from avatar.prompts import personalize
+from avatar.serving.loras import Lora, LoraCache, open_lora, publish_base
+from avatar.serving.sampling import generate_rows, load_for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +30,16 @@ BatchStrategy = Literal["mixed", "grouped"]
 
 
 @dataclass(frozen=True)
-class AdapterRequest:
-    """A generation request for one user's adapter."""
+class LoraRequest:
+    """A generation request for one user's LoRA."""
 
-    adapter: Adapter
+    lora: Lora
     request: GenerationRequest
 
 
 @contextlib.contextmanager
-def per_row_adapters(modules: Sequence[Any], adapter_names: list[str]) -> Iterator[None]:
-    """While inside, every LoRA layer of `modules` applies row i's adapter to row i (classifier-free guidance
+def per_row_loras(modules: Sequence[Any], adapter_names: list[str]) -> Iterator[None]:
+    """While inside, every LoRA layer of `modules` applies row i's LoRA to row i (classifier-free guidance
     doubles the rows, so the names repeat to fit each layer's batch)."""
     from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -66,15 +62,15 @@ def per_row_adapters(modules: Sequence[Any], adapter_names: list[str]) -> Iterat
 
 
 class SharedBase:
-    """The shared pipeline plus its adapter cache; `generate_batch` answers a dynamic batch request by request."""
+    """The shared pipeline plus its LoRA cache; `generate_batch` answers a dynamic batch request by request."""
 
     def __init__(
         self,
         pipeline: Any,
         *,
         base_sha256: str,
-        max_adapters: int = 32,
-        max_adapter_bytes: int = 2 * 1024**3,
+        max_loras: int = 32,
+        max_lora_bytes: int = 2 * 1024**3,
         strategy: BatchStrategy = "mixed",
         hotswap_rank: int | None = 16,
         spare_slots: int = 1,
@@ -82,10 +78,10 @@ class SharedBase:
         self.pipeline = pipeline
         self.base_sha256 = base_sha256
         self.strategy = strategy
-        self.adapters = AdapterCache(self, max_adapters=max_adapters, max_bytes=max_adapter_bytes)
-        # LoRA slots: an evicted adapter's layers are kept and the next adapter's weights are copied into them
+        self.loras = LoraCache(self, max_loras=max_loras, max_bytes=max_lora_bytes)
+        # LoRA slots: an evicted LoRA's layers are kept and the next LoRA's weights are copied into them
         # (diffusers' hotswap, ~0.04 s at SD 2.1 on CPU) instead of building new layers (~0.2 s).
-        self._slots: dict[str, str] = {}  # adapter id -> PEFT adapter name
+        self._slots: dict[str, str] = {}  # LoRA id -> PEFT adapter name
         self._free_slots: list[str] = []
         self._slot_count = 0
         self._hotswap_rank = hotswap_rank
@@ -93,7 +89,7 @@ class SharedBase:
         self._blank: Path | None = None
         self._lock = threading.RLock()  # generation and slot changes never overlap
         if hotswap_rank is not None:
-            pipeline.enable_lora_hotswap(target_rank=hotswap_rank)  # before the first adapter is loaded
+            pipeline.enable_lora_hotswap(target_rank=hotswap_rank)  # before the first LoRA is loaded
 
     @classmethod
     def load(cls, base_model: str, *, cache_dir: Path, **options: Any) -> SharedBase:
@@ -109,21 +105,21 @@ class SharedBase:
         """One small generation at load, so the first user does not pay for paging in weights and kernel setup."""
         generate_rows(self.pipeline, [GenerationRequest(prompt="warm-up", seed=0, steps=1, width=64, height=64)])
 
-    def open_adapter(self, directory: Path) -> Adapter:
-        """Check an adapter folder against this base (raises AdapterRefused) and load it into the cache."""
-        adapter = open_adapter(directory, base_sha256=self.base_sha256)
+    def open_lora(self, directory: Path) -> Lora:
+        """Check a LoRA folder against this base (raises LoraRefused) and load it into the cache."""
+        lora = open_lora(directory, base_sha256=self.base_sha256)
         with self._lock:
-            self.adapters.ensure(adapter)
-        return adapter
+            self.loras.ensure(lora)
+        return lora
 
     @property
     def needs_slots(self) -> bool:
         """Fewer spare slots than wanted, and room for another."""
         total = len(self._slots) + len(self._free_slots)
-        return len(self._free_slots) < self._spare_slots and total < self.adapters.max_adapters
+        return len(self._free_slots) < self._spare_slots and total < self.loras.max_loras
 
     def replenish_slots(self) -> None:
-        """Keep `spare_slots` empty LoRA slots ready, so a new user's adapter is copied in rather than built.
+        """Keep `spare_slots` empty LoRA slots ready, so a new user's LoRA is copied in rather than built.
 
         The Triton model calls it in the background after answering a batch (the pipeline lock keeps it apart from
         generation)."""
@@ -132,75 +128,75 @@ class SharedBase:
 
     def _replenish_slots(self) -> None:
         while self.needs_slots:
-            self._free_slots.append(self._new_slot(self._blank_adapter()))
+            self._free_slots.append(self._new_slot(self._blank_lora()))
 
-    def _new_slot(self, adapter_dir: Path) -> str:
-        """New LoRA layers, named slotN, holding the adapter in `adapter_dir`."""
+    def _new_slot(self, lora_dir: Path) -> str:
+        """New LoRA layers, named slotN, holding the LoRA in `lora_dir`."""
         self._slot_count += 1
         slot = f"slot{self._slot_count}"
-        self.pipeline.load_lora_weights(adapter_dir, weight_name=ADAPTER_WEIGHTS, adapter_name=slot)
+        self.pipeline.load_lora_weights(lora_dir, weight_name=LORA_WEIGHTS, adapter_name=slot)
         return slot
 
-    def _blank_adapter(self) -> Path:
-        """An adapter in the trainer's layout whose B matrices are zero (it changes nothing): the mould of a slot."""
+    def _blank_lora(self) -> Path:
+        """A LoRA in the trainer's layout whose B matrices are zero (it changes nothing): the mould of a slot."""
         if self._blank is None:
             import tempfile
 
-            from avatar.training.trainer import save_adapter, unet_lora_config
+            from avatar.fine_tuning.trainer import save_lora, unet_lora_config
 
             rank = self._hotswap_rank or 16
             unet = self.pipeline.unet
             unet.add_adapter(unet_lora_config(rank, rank), adapter_name="blank")
-            self._blank = Path(tempfile.mkdtemp(prefix="blank-adapter-"))
-            save_adapter(self._blank, unet, adapter_name="blank")
+            self._blank = Path(tempfile.mkdtemp(prefix="blank-lora-"))
+            save_lora(self._blank, unet, adapter_name="blank")
             unet.delete_adapters("blank")
         return self._blank
 
-    def slot(self, adapter_id: str) -> str:
-        """The PEFT adapter name a loaded adapter runs under."""
-        return self._slots[adapter_id]
+    def slot(self, lora_id: str) -> str:
+        """The PEFT adapter name a loaded LoRA runs under."""
+        return self._slots[lora_id]
 
-    # AdapterHost
-    def load_adapter(self, adapter: Adapter) -> None:
-        """Load the adapter's LoRA weights into a free slot, or into new layers (the base weights stay as they are)."""
+    # LoraHost
+    def load_lora(self, lora: Lora) -> None:
+        """Load the LoRA's LoRA weights into a free slot, or into new layers (the base weights stay as they are)."""
         while self._free_slots:
             slot = self._free_slots.pop()
             try:
                 self.pipeline.load_lora_weights(
-                    adapter.directory, weight_name=ADAPTER_WEIGHTS, adapter_name=slot, hotswap=True
+                    lora.directory, weight_name=LORA_WEIGHTS, adapter_name=slot, hotswap=True
                 )
             except Exception:  # another rank, other target modules or a text-encoder part: not swappable here
-                logger.info("adapter %s cannot be hot-swapped into %s; loading it into new layers", adapter, slot)
+                logger.info("LoRA %s cannot be hot-swapped into %s; loading it into new layers", lora, slot)
                 self.pipeline.delete_adapters(slot)
                 continue
-            self._slots[adapter.adapter_id] = slot
+            self._slots[lora.lora_id] = slot
             return
-        self._slots[adapter.adapter_id] = self._new_slot(adapter.directory)
+        self._slots[lora.lora_id] = self._new_slot(lora.directory)
 
-    def unload_adapter(self, adapter_id: str) -> None:
-        """Free the adapter's slot: kept for the next adapter when slots are hot-swapped, else deleted."""
-        slot = self._slots.pop(adapter_id)
+    def unload_lora(self, lora_id: str) -> None:
+        """Free the LoRA's slot: kept for the next LoRA when slots are hot-swapped, else deleted."""
+        slot = self._slots.pop(lora_id)
         if self._hotswap_rank is not None:
             self._free_slots.append(slot)
         else:
             self.pipeline.delete_adapters(slot)
 
-    def generate_batch(self, items: Sequence[AdapterRequest]) -> list[list[GeneratedImage] | Exception]:
+    def generate_batch(self, items: Sequence[LoraRequest]) -> list[list[GeneratedImage] | Exception]:
         """Answer each item with its images or its own error; one failing group never fails the others."""
         with self._lock:
             return self._generate_batch(items)
 
-    def _generate_batch(self, items: Sequence[AdapterRequest]) -> list[list[GeneratedImage] | Exception]:
+    def _generate_batch(self, items: Sequence[LoraRequest]) -> list[list[GeneratedImage] | Exception]:
         results: list[list[GeneratedImage] | Exception] = [RuntimeError("not answered")] * len(items)
         groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for index, item in enumerate(items):
             groups[item.request.sampler_settings].append(index)
         for indices in groups.values():
             if self.strategy == "grouped":
-                by_adapter: dict[str, list[int]] = defaultdict(list)
+                by_lora: dict[str, list[int]] = defaultdict(list)
                 for index in indices:
-                    by_adapter[items[index].adapter.adapter_id].append(index)
-                chunks = list(by_adapter.values())
+                    by_lora[items[index].lora.lora_id].append(index)
+                chunks = list(by_lora.values())
             else:
                 chunks = self._mixed_chunks(indices, items)
             for chunk in chunks:
@@ -214,35 +210,31 @@ class SharedBase:
                     results[index] = answer
         return results
 
-    def _mixed_chunks(self, indices: list[int], items: Sequence[AdapterRequest]) -> list[list[int]]:
-        """Split so that no chunk needs more distinct adapters than the cache holds at once."""
+    def _mixed_chunks(self, indices: list[int], items: Sequence[LoraRequest]) -> list[list[int]]:
+        """Split so that no chunk needs more distinct LoRAs than the cache holds at once."""
         chunks: list[list[int]] = []
         seen: set[str] = set()
         for index in indices:
-            adapter_id = items[index].adapter.adapter_id
-            if not chunks or (adapter_id not in seen and len(seen) >= self.adapters.max_adapters):
+            lora_id = items[index].lora.lora_id
+            if not chunks or (lora_id not in seen and len(seen) >= self.loras.max_loras):
                 chunks.append([])
                 seen = set()
-            seen.add(adapter_id)
+            seen.add(lora_id)
             chunks[-1].append(index)
         return chunks
 
-    def _run(self, chunk: list[AdapterRequest]) -> list[list[GeneratedImage]]:
-        keep = frozenset(item.adapter.adapter_id for item in chunk)
+    def _run(self, chunk: list[LoraRequest]) -> list[list[GeneratedImage]]:
+        keep = frozenset(item.lora.lora_id for item in chunk)
         for item in chunk:
-            self.adapters.ensure(item.adapter, keep=keep)
-        adapter_ids = [self.slot(item.adapter.adapter_id) for item in chunk]
+            self.loras.ensure(item.lora, keep=keep)
+        lora_ids = [self.slot(item.lora.lora_id) for item in chunk]
         requests = [
-            item.request.model_copy(update={"prompt": personalize(item.request.prompt, item.adapter.token)})
+            item.request.model_copy(update={"prompt": personalize(item.request.prompt, item.lora.token)})
             for item in chunk
         ]
         if len(keep) == 1:
-            self.pipeline.set_adapters(adapter_ids[0])
+            self.pipeline.set_adapters(lora_ids[0])
             return generate_rows(self.pipeline, requests)
-        rows = [
-            adapter_id
-            for adapter_id, request in zip(adapter_ids, requests, strict=True)
-            for _ in range(request.num_images)
-        ]
-        with per_row_adapters([self.pipeline.unet, getattr(self.pipeline, "text_encoder", None)], rows):
+        rows = [lora_id for lora_id, request in zip(lora_ids, requests, strict=True) for _ in range(request.num_images)]
+        with per_row_loras([self.pipeline.unet, getattr(self.pipeline, "text_encoder", None)], rows):
             return generate_rows(self.pipeline, requests)

@@ -1,4 +1,4 @@
-"""Triton Python backend: prepares the container (a thin adapter around avatar.serving.setup).
+"""Triton Python backend: prepares the container (a thin adapter around avatar.serving.container_setup).
 
 On SageMaker this is the first model an instance loads (TargetModel `_system/avatar_setup.tar.gz`): its config runs
 it in the conda-pack environment it carries, which it then copies to where every other model's config names it,
@@ -14,8 +14,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 from avatar.serving.base_definition import load_shared_base
+from avatar.serving.container_setup import BUNDLED_ENV, prepare_container
 from avatar.serving.settings import get_settings
-from avatar.serving.setup import BUNDLED_ENV, prepare_container
 
 
 class TritonPythonModel:

@@ -2,9 +2,9 @@
 
 On load it makes sure the shared base model is loaded. It may not be: SageMaker loads models by TargetModel in any
 order, each from its own folder, so where the repository lacks the base it is loaded from its definition in the
-package. Then it checks its adapter against the base the shared model published (files, metadata, base hash), so a
-bad adapter fails the load with the reason. Requests go to the shared base through BLS with this adapter's folder;
-the base loads the adapter into its cache on the first one (Triton 2.51 allows BLS only in `execute`). Only when the
+package. Then it checks its LoRA against the base the shared model published (files, metadata, base hash), so a
+bad LoRA fails the load with the reason. Requests go to the shared base through BLS with this LoRA's folder;
+the base loads the LoRA into its cache on the first one (Triton 2.51 allows BLS only in `execute`). Only when the
 base cannot be loaded (or is turned off with an empty AVATAR_BASE_MODEL_NAME, as the reference design in the serving
 benchmark does) does it load a private pipeline, and says so loudly. It imports no ML library unless it falls back.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-# avatar.serving.generation.INPUTS, repeated: that module imports pydantic, which would weigh on every resident user.
+# avatar.contracts.generation.INPUTS, repeated: that module imports pydantic, which would weigh on every resident user.
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
 # Read here rather than through avatar.serving.settings (pydantic-settings), which would weigh on every resident user.
 BASE = os.environ.get("AVATAR_BASE_MODEL_NAME", "avatar_base")
@@ -36,13 +36,15 @@ def _batched(tensor: Any) -> Any:
 
 
 class TritonPythonModel:
-    """Checks the adapter at load; forwards each request to the shared base."""
+    """Checks the LoRA at load; forwards each request to the shared base."""
 
     def initialize(self, args: dict[str, Any]) -> None:
         self._logger = pb_utils.Logger
         self._name = args["model_name"]
         self._repository = args["model_repository"]  # this model's folder
-        self._adapter = Path(self._repository) / args["model_version"] / "adapter"
+        from avatar.lora_format import LORA_FOLDER  # stdlib only
+
+        self._lora = Path(self._repository) / args["model_version"] / LORA_FOLDER
         self._private: Any = None
         try:
             self._ensure_base()
@@ -51,17 +53,19 @@ class TritonPythonModel:
                 f"{self._name}: SHARED BASE '{BASE}' UNAVAILABLE ({exc}); loading a private pipeline, which costs a "
                 "full copy of the base per user. See the shared base's own errors above."
             )
-            from avatar.serving.generation import UserModel
+            from avatar.serving.sampling import PrivatePipeline
             from avatar.serving.settings import get_settings
 
             settings = get_settings()
-            self._private = UserModel.load(self._adapter, cache_dir=settings.cache_dir, base_model=settings.base_model)
+            self._private = PrivatePipeline.load(
+                self._lora, cache_dir=settings.cache_dir, base_model=settings.base_model
+            )
             return
-        from avatar.serving.adapters import check_adapter, published_base  # stdlib only: a resident user stays small
+        from avatar.serving.loras import check_lora, published_base  # stdlib only: a resident user stays small
 
-        # Raises AdapterRefused (missing files, unreadable metadata or weights, another base): the load fails with
+        # Raises LoraRefused (missing files, unreadable metadata or weights, another base): the load fails with
         # the reason.
-        check_adapter(self._adapter, base_sha256=published_base(CACHE_DIR))
+        check_lora(self._lora, base_sha256=published_base(CACHE_DIR))
 
     def _ensure_base(self) -> None:
         """Load the shared base unless it is loaded already: from the repository when it is there, else from its
@@ -81,7 +85,7 @@ class TritonPythonModel:
         return [self._forward(request) for request in requests]
 
     def _forward(self, request: Any) -> Any:
-        inputs = [pb_utils.Tensor("adapter", np.array([[str(self._adapter).encode()]], dtype=np.object_))]
+        inputs = [pb_utils.Tensor("lora", np.array([[str(self._lora).encode()]], dtype=np.object_))]
         for name in INPUTS:
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None:
@@ -110,7 +114,7 @@ class TritonPythonModel:
     def _execute_privately(self, request: Any) -> Any:
         from pydantic import ValidationError
 
-        from avatar.serving.generation import request_from_tensors
+        from avatar.contracts.generation import request_from_tensors
 
         try:
             tensors = {}

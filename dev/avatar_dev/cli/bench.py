@@ -1,0 +1,68 @@
+"""`avatar bench` (the figures docs/figures.md quotes) and `avatar openapi` (the APIs' documents)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from avatar_dev.cli import add_command
+
+
+def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
+    if args.what == "training":
+        from avatar_dev.bench import training
+
+        return training.run(size=args.size, as_json=args.json, steps=args.steps, resolution=args.resolution)
+    if args.what == "serving":
+        from avatar_dev.bench import serving
+
+        return serving.run(size=args.size, users=args.users, as_json=args.json, strategy=args.strategy)
+    from avatar_dev.bench import intake
+
+    return intake.run(args.what, as_json=args.json)
+
+
+def _openapi(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
+    if args.service == "generate":
+        from services.generate.api import app
+    elif args.service == "models":
+        from services.orchestrator.api import app
+    else:
+        from services.upload.api import app
+
+    print(app.get_openapi_json_schema(title="Avatar API", version="1"))
+    return 0
+
+
+def add_commands(commands: Any) -> None:
+    """`avatar bench`, `avatar openapi`."""
+    bench = add_command(
+        commands,
+        "bench",
+        help="measure the figures docs/figures.md quotes",
+        example="avatar bench training --size sd21 --json",
+        notes=(
+            "intake: checking a 12 MP phone photo, refusing a PNG bomb, handler import times; lambda-size: the\n"
+            "functions' unzipped sizes; training: tiny end to end, or the SD 2.1 architecture per step; serving:\n"
+            "the shared base against a pipeline per user, in a real Triton server."
+        ),
+    )
+    bench.add_argument("what", choices=["intake", "lambda-size", "training", "serving"], help="which figures")
+    bench.add_argument("--json", action="store_true", help="print one JSON line")
+    bench.add_argument("--size", choices=["tiny", "sd21"], default="tiny", help="training, serving: the model")
+    bench.add_argument("--steps", type=int, help="training: steps per configuration (default: 30 on a GPU, 6 on CPU)")
+    bench.add_argument("--resolution", type=int, help="training: image side (default: 512 on a GPU, 128 on CPU)")
+    bench.add_argument("--users", type=int, default=4, help="serving: users (LoRAs) to serve")
+    bench.add_argument(
+        "--strategy", choices=["mixed", "grouped"], help="serving: how a batch of users runs (default: mixed)"
+    )
+    bench.set_defaults(run=_bench)
+
+    openapi = add_command(
+        commands,
+        "openapi",
+        help="print an API's OpenAPI document",
+        example="avatar openapi --service models > models.json",
+    )
+    openapi.add_argument("--service", choices=["upload", "models", "generate"], default="upload", help="which API")
+    openapi.set_defaults(run=_openapi)

@@ -1,0 +1,63 @@
+"""The intake's records: pending photos, verdicts (one per upload, never an older one over a newer), deletion."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from avatar.aws.dynamodb.table import UserPartition, photo_sk, to_item, user_pk
+from avatar.errors import PhotoNotFound
+from avatar.records import Photo
+
+PENDING_SLOT_TTL_SECONDS = 86_400  # a slot never uploaded to is deleted by DynamoDB's TTL a day after its window
+
+
+def photo_item(photo: Photo) -> dict[str, Any]:
+    """A photo as its item."""
+    values = photo.model_dump(mode="json", exclude_none=True)
+    return {"PK": user_pk(photo.user_id), "SK": photo_sk(photo.photo_id), "type": "photo", **values}
+
+
+class PhotoTable(UserPartition):
+    """Photos and their verdicts (the intake's PhotoRecords)."""
+
+    def add_pending_photos(self, photos: list[Photo], upload_expires_at: datetime) -> None:
+        """Record new pending photos in one transaction."""
+        expires_at = int(upload_expires_at.timestamp()) + PENDING_SLOT_TTL_SECONDS
+        self.table.call(
+            "transact_write_items",
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": self.table.name,
+                        "Item": to_item(photo_item(photo) | {"expires_at": expires_at}),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                }
+                for photo in photos
+            ],
+        )
+
+    def get_photo(self, user_id: str, photo_id: str) -> Photo | None:
+        """One photo of the user, or None."""
+        item = self.table.get({"PK": user_pk(user_id), "SK": photo_sk(photo_id)})
+        return Photo.model_validate(item) if item else None
+
+    def record_verdict(self, photo: Photo) -> bool:
+        """Write the verdict only if the photo still exists and no same-or-newer upload was recorded."""
+        return self.table.put(
+            photo_item(photo),
+            "attribute_exists(PK) AND (attribute_not_exists(sequencer) OR sequencer < :seq)",
+            **{":seq": photo.sequencer},
+        )
+
+    def delete_photo(self, user_id: str, photo_id: str) -> None:
+        """Delete the photo item; raises PhotoNotFound if it is not there."""
+        deleted = self.table.call(
+            "delete_item",
+            TableName=self.table.name,
+            Key=to_item({"PK": user_pk(user_id), "SK": photo_sk(photo_id)}),
+            ReturnValues="ALL_OLD",
+        )
+        if not deleted.get("Attributes"):
+            raise PhotoNotFound(f"no photo {photo_id}")

@@ -1,0 +1,140 @@
+"""sagemaker-runtime adapter for the multi-model endpoint: Triton's wire format in, PNGs out, errors as domain errors.
+
+The body is made with tritonclient's own HTTP helpers (binary tensors after a JSON header), the way SageMaker's
+Triton container expects it; TargetModel is the user's artifact key below the endpoint's `models/` prefix.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+
+from avatar.contracts.generation import GeneratedImage, GenerationRequest
+from avatar.errors import GenerationRejected, ServingBusy
+from avatar.object_keys import target_model
+
+_BINARY_CONTENT_TYPE = "application/vnd.sagemaker-triton.binary+json;json-header-size={}"
+# Answers worth retrying: the model is still loading, the endpoint is throttling, out of memory, or down.
+_BUSY_CODES = {"ModelNotReadyException", "ThrottlingException", "ServiceUnavailable", "InternalFailure"}
+_BUSY_STATUS = {429, 500, 502, 503, 504, 507}
+_PREPARED_MEMORY = 256  # artifacts whose instance was just prepared, so that a second refusal is final
+
+
+def triton_content_type(json_header_length: int | str | None) -> str:
+    """SageMaker's content type for a Triton body: binary tensors after a JSON header of that length, or plain JSON."""
+    return _BINARY_CONTENT_TYPE.format(json_header_length) if json_header_length else "application/json"
+
+
+def json_header_length(content_type: str) -> int | None:
+    """The JSON header's length a Triton content type announces; None for a plain JSON body."""
+    if "json-header-size=" not in content_type:
+        return None
+    return int(content_type.split("json-header-size=")[1].split(";")[0])
+
+
+def request_tensors(request: GenerationRequest) -> list[Any]:
+    """The request as Triton inputs (every field the user model reads, so requests batch together)."""
+    import tritonclient.http as httpclient
+    from tritonclient.utils import np_to_triton_dtype
+
+    values: dict[str, np.ndarray] = {
+        "prompt": np.array([request.prompt.encode()], dtype=np.object_),
+        "negative_prompt": np.array([request.negative_prompt.encode()], dtype=np.object_),
+        "steps": np.array([request.steps], dtype=np.int32),
+        "guidance_scale": np.array([request.guidance_scale], dtype=np.float32),
+        "num_images": np.array([request.num_images], dtype=np.int32),
+    }
+    if request.seed is not None:
+        values["seed"] = np.array([request.seed], dtype=np.int64)
+    if request.width is not None:
+        values["width"] = np.array([request.width], dtype=np.int32)
+    if request.height is not None:
+        values["height"] = np.array([request.height], dtype=np.int32)
+    inputs = []
+    for name, value in values.items():
+        tensor = httpclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
+        tensor.set_data_from_numpy(value, binary_data=True)
+        inputs.append(tensor)
+    return inputs
+
+
+def encode_request(request: GenerationRequest) -> tuple[bytes, str]:
+    """The InvokeEndpoint body and content type for a generate request."""
+    import tritonclient.http as httpclient
+
+    outputs = [httpclient.InferRequestedOutput(name, binary_data=True) for name in ("images", "seeds")]
+    body, header_length = httpclient.InferenceServerClient.generate_request_body(request_tensors(request), outputs)
+    return body, triton_content_type(header_length)
+
+
+def decode_images(body: bytes, content_type: str) -> list[GeneratedImage]:
+    """The images and seeds of an InvokeEndpoint answer."""
+    import tritonclient.http as httpclient
+
+    result = httpclient.InferenceServerClient.parse_response_body(body, header_length=json_header_length(content_type))
+    pngs, seeds = result.as_numpy("images"), result.as_numpy("seeds")
+    if pngs is None or seeds is None or len(pngs) != len(seeds):
+        raise GenerationRejected("the model answered without images")
+    return [GeneratedImage(png=bytes(png), seed=int(seed)) for png, seed in zip(pngs, seeds, strict=True)]
+
+
+class MultiModelEndpoint:
+    """The avatar multi-model endpoint behind sagemaker-runtime (the generation's AvatarEndpoint).
+
+    With a setup model, a refused request is answered by preparing the instance once and asking the caller to retry:
+    an instance without the models' Python environment (SageMaker's Triton image as it is) cannot load a user's
+    model until the setup model has put the environment in place. A second refusal for the same model is final.
+    """
+
+    def __init__(self, client: Any, endpoint_name: str, *, setup_target_model: str | None = None) -> None:
+        self._client = client
+        self._endpoint = endpoint_name
+        self._setup = setup_target_model
+        self._prepared_for: OrderedDict[str, None] = OrderedDict()
+
+    def generate(self, artifact_key: str, request: GenerationRequest) -> list[GeneratedImage]:
+        """One InvokeEndpoint call routed to the user's model; raises ServingBusy or GenerationRejected."""
+        body, content_type = encode_request(request)
+        try:
+            response = self._client.invoke_endpoint(
+                EndpointName=self._endpoint,
+                TargetModel=target_model(artifact_key),
+                Body=body,
+                ContentType=content_type,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            message = exc.response.get("Error", {}).get("Message", "")
+            if code in _BUSY_CODES or status in _BUSY_STATUS:
+                raise ServingBusy(f"{code or status}: {message}") from exc
+            if self._setup and artifact_key not in self._prepared_for:
+                self._prepare_instance(artifact_key)
+                raise ServingBusy(f"the instance is being prepared after a refusal ({code}: {message})") from exc
+            self._prepared_for.pop(artifact_key, None)
+            raise GenerationRejected(f"the model refused the request: {message or code}") from exc
+        except (ConnectionError, ReadTimeoutError) as exc:
+            raise ServingBusy(f"endpoint unreachable: {exc}") from exc
+        except BotoCoreError as exc:
+            raise ServingBusy(f"endpoint call failed: {exc}") from exc
+        self._prepared_for.pop(artifact_key, None)
+        return decode_images(response["Body"].read(), response.get("ContentType", ""))
+
+    def _prepare_instance(self, artifact_key: str) -> None:
+        """Invoke the setup model, which puts the models' Python environment in place and preloads the shared base
+        (idempotent: on a prepared instance it only answers). Its own failure leaves the retry to report."""
+        self._prepared_for[artifact_key] = None
+        while len(self._prepared_for) > _PREPARED_MEMORY:
+            self._prepared_for.popitem(last=False)
+        try:
+            self._client.invoke_endpoint(
+                EndpointName=self._endpoint,
+                TargetModel=self._setup,
+                Body=b'{"inputs": []}',
+                ContentType="application/json",
+            )
+        except (ClientError, BotoCoreError):
+            return

@@ -1,0 +1,63 @@
+"""Erasing a user: stop routing to their model first, then remove every record and object, then tell others.
+
+Safe to repeat at any point: every step deletes what is there and nothing else, and the profile, which marks the
+erasure in progress, is deleted last.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from avatar import object_keys
+from avatar.contracts.events import AvatarUserErased
+from avatar.contracts.orchestrator import EraseUser
+from avatar.erasure.ports import UserFiles, UserRecords
+from avatar.messaging import EventPublisher, OrchestratorQueue
+
+logger = logging.getLogger(__name__)
+
+
+def request_erasure(user_id: str, *, users: UserRecords, queue: OrchestratorQueue, now: datetime) -> None:
+    """Stop routing to the user's model now and queue the erasure (raises QueueUnavailable; repeat to retry)."""
+    users.mark_erasing(user_id, now)
+    queue.send(EraseUser(user_id=user_id))
+    logger.info("erasure requested", extra={"user_id": user_id})
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """What an erasure removed."""
+
+    objects: int
+    records: int
+    announced: bool
+
+
+def erase_user(
+    user_id: str, *, users: UserRecords, files: UserFiles, events: EventPublisher, now: datetime
+) -> ErasureReport:
+    """Remove every object version and record of the user, announce AvatarUserErased, then forget the profile."""
+    profile = users.get_profile(user_id)
+    if profile is not None and not profile.erasing:
+        users.mark_erasing(user_id, now)  # an erase message always follows the mark; make sure anyway
+        profile = users.get_profile(user_id)
+    # Records first: a photo check, start or result that arrives from now on finds nothing of the user and
+    # deletes what it would have written (see intake.verdicts and training_jobs.record_result).
+    result_locations = [uri for job in users.user_jobs(user_id) for uri in (job.output_location, job.failure_location)]
+    records = users.delete_user_records(user_id)
+    objects = 0
+    for uri in filter(None, result_locations):
+        files.delete_uri(uri)
+    for prefix in object_keys.user_prefixes(user_id):
+        objects += files.delete_everything_under(prefix)
+    announced = profile is not None
+    if profile is not None:  # None: a repeated message after the erasure finished; it was announced then
+        since = profile.erasing_since or now
+        events.publish(
+            AvatarUserErased(event_id=f"{user_id}:erased:{since.isoformat()}", user_id=user_id, occurred_at=now)
+        )
+        users.forget_user(user_id)
+    logger.info("user erased", extra={"user_id": user_id, "objects": objects, "records": records})
+    return ErasureReport(objects=objects, records=records, announced=announced)

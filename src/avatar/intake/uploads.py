@@ -1,0 +1,94 @@
+"""The upload API's use cases: upload slots, the user's photo set, deletion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from avatar import object_keys
+from avatar.errors import AccountErasing, PhotoNotFound, TooManyPhotos
+from avatar.intake.ports import PhotoFiles, PhotoRecords, PresignedUpload
+from avatar.records import PHOTOS_NEEDED, Photo, PhotoStatus
+
+
+@dataclass(frozen=True)
+class UploadSlot:
+    """A photo id reserved for the user, and where to POST the file."""
+
+    photo_id: str
+    upload: PresignedUpload
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    """Per-user limits of the intake API."""
+
+    max_photos_per_user: int = 40
+    max_upload_bytes: int = 15 * 1024 * 1024
+    upload_url_ttl: timedelta = timedelta(minutes=5)
+    # A pending slot whose upload window closed this long ago is forgotten (DynamoDB TTL deletes it later).
+    pending_grace: timedelta = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class PhotoSet:
+    """A user's photos and how many more accepted ones a training needs."""
+
+    photos: list[Photo]
+    accepted: int
+    needed: int
+
+
+def _live_photos(photos: list[Photo], limits: IntakeLimits, now: datetime) -> list[Photo]:
+    """Drop pending slots whose upload window is long closed: nothing can arrive for them any more."""
+    deadline = now - limits.upload_url_ttl - limits.pending_grace
+    return [p for p in photos if p.status is not PhotoStatus.PENDING or p.created_at >= deadline]
+
+
+def request_uploads(
+    user_id: str,
+    count: int,
+    *,
+    photos: PhotoRecords,
+    files: PhotoFiles,
+    limits: IntakeLimits,
+    now: datetime,
+) -> list[UploadSlot]:
+    """Reserve `count` photo ids for the user and presign one upload for each."""
+    profile = photos.get_profile(user_id)
+    if profile is not None and profile.erasing:
+        raise AccountErasing("your account is being erased")
+    live = _live_photos(photos.list_photos(user_id), limits, now)
+    if len(live) + count > limits.max_photos_per_user:
+        raise TooManyPhotos(
+            f"you have {len(live)} photos and may keep at most {limits.max_photos_per_user}; delete some first"
+        )
+    photos.ensure_user(user_id, now)
+    reserved = [Photo(user_id=user_id, photo_id=object_keys.new_photo_id(), created_at=now) for _ in range(count)]
+    photos.add_pending_photos(reserved, upload_expires_at=now + limits.upload_url_ttl)
+    ttl = int(limits.upload_url_ttl.total_seconds())
+    return [
+        UploadSlot(
+            photo_id=photo.photo_id,
+            upload=files.presign_upload(
+                object_keys.upload_key(user_id, photo.photo_id), max_bytes=limits.max_upload_bytes, expires_in=ttl
+            ),
+        )
+        for photo in reserved
+    ]
+
+
+def photo_set(user_id: str, *, photos: PhotoRecords, limits: IntakeLimits, now: datetime) -> PhotoSet:
+    """The user's photos, oldest first, with the accepted count and how many are still needed."""
+    live = sorted(_live_photos(photos.list_photos(user_id), limits, now), key=lambda p: p.created_at)
+    accepted = sum(1 for p in live if p.status is PhotoStatus.ACCEPTED)
+    return PhotoSet(photos=live, accepted=accepted, needed=max(0, PHOTOS_NEEDED - accepted))
+
+
+def delete_photo(user_id: str, photo_id: str, *, photos: PhotoRecords, files: PhotoFiles) -> None:
+    """Delete a photo of the user: its record, then every version of its original and its normalized copy."""
+    if not object_keys.is_valid_photo_id(photo_id) or photos.get_photo(user_id, photo_id) is None:
+        raise PhotoNotFound(f"no photo {photo_id}")
+    photos.delete_photo(user_id, photo_id)
+    files.delete_all_versions(object_keys.upload_key(user_id, photo_id))
+    files.delete_all_versions(object_keys.normalized_photo_key(user_id, photo_id))

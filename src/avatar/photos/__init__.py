@@ -1,1 +1,0 @@
-"""Photo checks: `verdict` and `policy` are light; `check`, `faces` and `quality` need OpenCV (the `photos` extra)."""

@@ -1,0 +1,102 @@
+"""Sampling images on a pipeline: requests that share sampler settings as one call, and a private pipeline with one
+user's LoRA (the per-user model's fallback, and the reference design the serving benchmark compares against)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from avatar.contracts.generation import GeneratedImage, GenerationRequest, first_seed
+from avatar.errors import LoraRefused
+from avatar.lora_format import LORA_WEIGHTS, METADATA_NAME
+from avatar.prompts import personalize
+
+if TYPE_CHECKING:
+    from avatar.diffusion.base_checkpoints import BaseCheckpoint
+
+logger = logging.getLogger(__name__)
+
+
+def generate_rows(pipeline: Any, requests: Sequence[GenerationRequest]) -> list[list[GeneratedImage]]:
+    """Run requests that share steps, guidance and size as one pipeline call; image i of a request uses seed
+    `seed + i`, so each image can be made again alone."""
+    import torch
+
+    if len({r.sampler_settings for r in requests}) != 1:
+        raise ValueError("one pipeline call needs the same steps, guidance scale and size for every request")
+    seeds = [[start + offset for offset in range(r.num_images)] for r, start in ((r, first_seed(r)) for r in requests)]
+    prompts = [r.prompt for r in requests for _ in range(r.num_images)]
+    negatives = [r.negative_prompt for r in requests for _ in range(r.num_images)]
+    generators = [torch.Generator(device="cpu").manual_seed(seed) for row in seeds for seed in row]
+    first = requests[0]
+    with torch.inference_mode():
+        output = pipeline(
+            prompts,
+            negative_prompt=negatives if any(negatives) else None,
+            num_inference_steps=first.steps,
+            guidance_scale=first.guidance_scale,
+            width=first.width,
+            height=first.height,
+            generator=generators,
+        )
+    images = iter(output.images)
+    answers = []
+    for row in seeds:
+        answer = []
+        for seed in row:
+            buffer = io.BytesIO()
+            next(images).save(buffer, format="PNG")
+            answer.append(GeneratedImage(png=buffer.getvalue(), seed=seed))
+        answers.append(answer)
+    return answers
+
+
+def load_for_inference(base: BaseCheckpoint) -> Any:
+    """The base's pipeline on the best device: fp16 on a GPU, fp32 on CPU; no progress bars."""
+    import torch
+
+    from avatar.fine_tuning.trainer import default_device
+
+    device = default_device()
+    pipeline = base.load(dtype=torch.float16 if device == "cuda" else torch.float32, device=device)
+    pipeline.set_progress_bar_config(disable=True)
+    return pipeline
+
+
+def generate(pipeline: Any, request: GenerationRequest) -> list[GeneratedImage]:
+    """Generate `request.num_images` images of one request."""
+    return generate_rows(pipeline, [request])[0]
+
+
+class PrivatePipeline:
+    """A private base pipeline with one user's LoRA: the per-user model's fallback when the shared base is absent,
+    and the reference design `avatar bench serving` compares against."""
+
+    def __init__(self, pipeline: Any, token: str) -> None:
+        self.pipeline = pipeline
+        self.token = token
+
+    @classmethod
+    def load(cls, lora_dir: Path, *, cache_dir: Path, base_model: str | None = None) -> PrivatePipeline:
+        """Load the base the LoRA names (or `base_model`), check the LoRA against it, and load the LoRA."""
+        from avatar.diffusion.base_checkpoints import resolve_base_model
+        from avatar.serving.loras import open_lora
+
+        try:
+            trained_on = str(json.loads((lora_dir / METADATA_NAME).read_text())["base_model"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise LoraRefused(f"LoRA {lora_dir} has no readable {METADATA_NAME}: {exc}") from exc
+        base = resolve_base_model(base_model or trained_on, cache_dir=cache_dir)
+        lora = open_lora(lora_dir, base_sha256=base.sha256)
+        pipeline = load_for_inference(base)
+        pipeline.load_lora_weights(lora_dir, weight_name=LORA_WEIGHTS, adapter_name="user")
+        return cls(pipeline, lora.token)
+
+    def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
+        """Generate with the user's token put into the prompt."""
+        personal = request.model_copy(update={"prompt": personalize(request.prompt, self.token)})
+        return generate(self.pipeline, personal)

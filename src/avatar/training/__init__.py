@@ -1,1 +1,0 @@
-"""From a user's accepted photos to a LoRA adapter: preparation, DreamBooth training, packaging, the GPU job."""

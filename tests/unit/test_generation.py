@@ -1,0 +1,133 @@
+"""Generating avatars on the fakes: routing by user, retries of busy answers within the time budget, storing and
+sharing the images."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from avatar.contracts.generation import GeneratedImage, GenerationRequest
+from avatar.errors import GenerationRejected, NoReadyModel, ServingBusy, ServingUnavailable
+from avatar.generation.avatars import Avatar, RetryPolicy, create_avatars
+from avatar.records import ModelVersion
+from avatar.states import ModelState
+from tests.fakes import FakeAvatarEndpoint, FakeBucket, FakeTable, images_for
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _user(table: FakeTable, state: ModelState, current_version: int | None = None) -> None:
+    table.ensure_user("u1", NOW)
+    table.profiles["u1"] = table.profiles["u1"].model_copy(update={"state": state, "current_version": current_version})
+    for version in range(1, (current_version or 0) + 1):
+        key = f"models/u1/{version:06d}.tar.gz"
+        table.versions[("u1", version)] = ModelVersion(
+            user_id="u1", version=version, job_id=f"j{version}", artifact_key=key, created_at=NOW
+        )
+
+
+def _create(table: FakeTable, endpoint: FakeAvatarEndpoint, images: FakeBucket, clock: FakeClock, **request: object):
+    return create_avatars(
+        "u1",
+        GenerationRequest(prompt="x", **request),  # type: ignore[arg-type]
+        request_id="r1",
+        registry=table,
+        endpoint=endpoint,
+        images=images,
+        url_ttl_seconds=600,
+        policy=RetryPolicy(budget_seconds=10, first_delay_seconds=1, max_delay_seconds=2, retry_after_seconds=7),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+
+
+@pytest.fixture
+def ready() -> FakeTable:
+    table = FakeTable()
+    _user(table, ModelState.READY, current_version=2)
+    return table
+
+
+def test_busy_answers_are_retried_with_the_same_seed_then_stored_and_shared(ready: FakeTable) -> None:
+    endpoint = FakeAvatarEndpoint(
+        [ServingBusy("ModelNotReadyException"), ServingBusy("507"), lambda r: [GeneratedImage(b"png", 5)]]
+    )
+    images, clock = FakeBucket(), FakeClock()
+
+    avatars = _create(ready, endpoint, images, clock)
+
+    assert avatars == [Avatar(url="https://fake-bucket.s3.local/outputs/u1/r1/0-5.png?expires=600", seed=5)]
+    assert images.versions == {"outputs/u1/r1/0-5.png": [b"png"]}
+    assert {call[0] for call in endpoint.calls} == {"models/u1/000002.tar.gz"}
+    seeds = {call[1].seed for call in endpoint.calls}
+    assert len(seeds) == 1 and None not in seeds  # a retry makes the same images
+    assert 0 < clock.now < 10
+
+
+def test_an_endpoint_busy_for_the_whole_budget_is_unavailable_with_retry_after(ready: FakeTable) -> None:
+    endpoint = FakeAvatarEndpoint([ServingBusy("ThrottlingException") for _ in range(50)])
+    clock = FakeClock()
+
+    with pytest.raises(ServingUnavailable) as raised:
+        _create(ready, endpoint, FakeBucket(), clock)
+
+    assert raised.value.retry_after_seconds == 7 and raised.value.retryable
+    assert clock.now <= 10 and len(endpoint.calls) >= 3
+
+
+def test_a_rejected_request_is_not_retried(ready: FakeTable) -> None:
+    endpoint = FakeAvatarEndpoint([GenerationRejected("LoRA refused")])
+
+    with pytest.raises(GenerationRejected):
+        _create(ready, endpoint, FakeBucket(), FakeClock())
+    assert len(endpoint.calls) == 1
+
+
+@pytest.mark.parametrize("state", [None, ModelState.COLLECTING, ModelState.TRAINING])
+def test_no_current_model_is_no_ready_model_with_the_state(state: ModelState | None) -> None:
+    table = FakeTable()
+    if state is not None:
+        _user(table, state)
+
+    with pytest.raises(NoReadyModel) as raised:
+        _create(table, FakeAvatarEndpoint(), FakeBucket(), FakeClock())
+    assert raised.value.details["model_state"] == (state.value if state else None)
+
+
+def test_a_user_retraining_keeps_generating_with_the_current_version() -> None:
+    table = FakeTable()
+    _user(table, ModelState.TRAINING, current_version=1)
+    endpoint = FakeAvatarEndpoint([images_for])
+
+    _create(table, endpoint, FakeBucket(), FakeClock(), seed=1)
+
+    assert endpoint.calls[0][0] == "models/u1/000001.tar.gz"
+
+
+def test_a_user_being_erased_gets_nothing_from_the_moment_they_asked(ready: FakeTable) -> None:
+    ready.mark_erasing("u1", NOW)
+
+    with pytest.raises(NoReadyModel) as raised:
+        _create(ready, FakeAvatarEndpoint([images_for]), FakeBucket(), FakeClock())
+    assert raised.value.details["model_state"] is None
+
+
+def test_images_are_stored_under_the_users_prefix_with_their_seeds(ready: FakeTable) -> None:
+    images = FakeBucket()
+
+    avatars = _create(ready, FakeAvatarEndpoint([images_for]), images, FakeClock(), seed=41, num_images=2)
+
+    assert [a.seed for a in avatars] == [41, 42]
+    assert images.stored_keys() == ["outputs/u1/r1/0-41.png", "outputs/u1/r1/1-42.png"]
