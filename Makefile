@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup tools lint format test demo bench bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
+.PHONY: install setup tools lint format test demo bench bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
 
 setup: $(STAMP)
 
@@ -33,12 +33,19 @@ $(SAM):
 
 tools: $(CHECKOV) $(SAM)
 
+# The project's environment and the two tools' environments do not depend on each other: installed at once.
+install:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(MAKE) --no-print-directory --jobs=3 setup tools
+
 # Template checks: cfn-lint with the serverless rules, checkov (skips and reasons in .checkov.yaml) and
-# `sam validate --lint`, which works offline (a region is all it needs).
-lint: setup tools
+# `sam validate --lint`, which works offline (a region is all it needs). The GPU entry points are type-checked one
+# by one (each is a `model.py`, as DJL Serving and Triton name them).
+lint: install
 	$(BIN)/ruff format --check src services dev tests gpu
 	$(BIN)/ruff check src services dev tests gpu
 	$(BIN)/mypy
+	for model in gpu/training/model.py gpu/triton/*/1/model.py; do $(BIN)/mypy --no-error-summary $$model || exit 1; done
 	$(BIN)/cfn-lint --append-rules cfn_lint_serverless.rules --template template.yaml
 	$(CHECKOV) --config-file .checkov.yaml --file template.yaml
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(SAM) validate --lint --template template.yaml
@@ -47,9 +54,11 @@ format: setup
 	$(BIN)/ruff format src services dev tests gpu
 	$(BIN)/ruff check --fix src services dev tests gpu
 
-# pytest's exit code 5 (no tests ran) is a failure like any other non-zero code.
+# pytest's exit code 5 (no tests ran) is a failure like any other non-zero code. Test files run in parallel, each
+# file on one worker (its module fixtures, such as a Triton server, are built once), and every process with one
+# OpenMP thread: with more, the workers' torch threads spin waiting for each other (twice the CPU, measured).
 test: lint
-	$(BIN)/pytest
+	OMP_NUM_THREADS=1 $(BIN)/pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 demo: setup
 	$(BIN)/avatar demo --out build/demo --faces ../shared/faces

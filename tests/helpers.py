@@ -5,12 +5,17 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
+import pickle
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import pytest
+from filelock import FileLock
 from PIL import Image
 
 from avatar.contracts.training import TrainingPlan
@@ -21,6 +26,7 @@ from avatar.training_jobs.ports import JobRecords
 from avatar_dev.local.stack import http_api_event
 
 EVENTS = Path(__file__).parent / "events"
+Built = TypeVar("Built")
 
 
 @cache
@@ -87,3 +93,23 @@ def record_ready_model(jobs: JobRecords, user: str, *, version: int, artifact_ke
     )
     assert jobs.finish_ready(job, ready, version_record)
     assert follow_job(ready, jobs=jobs, now=now)
+
+
+def run_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A folder of this test run: shared by all its xdist workers (their base folders' parent), else the session's."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Built]) -> Built:
+    """`build(folder)`'s result, made by the first worker that asks and read back by the others."""
+    folder = run_folder(tmp_path_factory, name)
+    with FileLock(str(folder) + ".lock"):
+        done = folder / "built.pickle"
+        if done.is_file():
+            return pickle.loads(done.read_bytes())  # type: ignore[no-any-return]  # our own file
+        result = build(folder)
+        done.write_bytes(pickle.dumps(result))
+        return result

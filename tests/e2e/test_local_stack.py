@@ -24,10 +24,9 @@ TINY = {"options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1}, 
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[RunningStack]:
     work = tmp_path_factory.mktemp("stack")
-    cache = tmp_path_factory.getbasetemp() / "e2e-cache"
-    with running_stack(work, cache_dir=cache, training_defaults=TINY) as running:
+    with running_stack(work, cache_dir=cache_dir, training_defaults=TINY) as running:
         yield running
 
 
@@ -132,11 +131,11 @@ def _port_open(url: str) -> bool:
         return probe.connect_ex((host, int(port.split("/")[0]))) == 0
 
 
-def test_the_stack_stops_cleanly_when_the_code_inside_it_fails(tmp_path: Path) -> None:
+def test_the_stack_stops_cleanly_when_the_code_inside_it_fails(tmp_path: Path, cache_dir: Path) -> None:
     before = set(_children())
     with (  # noqa: PT012 (the failure happens inside the stack)
         pytest.raises(RuntimeError, match="a test failed"),
-        running_stack(tmp_path / "stack", cache_dir=tmp_path / "cache", stack_name="failing") as failing,
+        running_stack(tmp_path / "stack", cache_dir=cache_dir, stack_name="failing") as failing,
     ):
         urls = [failing.api_url, failing.aws_endpoint, f"http://{failing.serving_url}"]
         assert all(_port_open(url) for url in urls)
@@ -146,15 +145,13 @@ def test_the_stack_stops_cleanly_when_the_code_inside_it_fails(tmp_path: Path) -
     assert set(_children()) - before == set()
 
 
-def test_a_script_drives_the_stack_from_the_command_line(
-    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_a_script_drives_the_stack_from_the_command_line(tmp_path: Path, cache_dir: Path) -> None:
     import subprocess
     import sys
 
     avatar = [sys.executable, "-m", "avatar_dev.cli", "stack"]
     state = ["--state-dir", str(tmp_path / "state")]
-    env = os.environ | {"AVATAR_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "e2e-cache")}
+    env = os.environ | {"AVATAR_CACHE_DIR": str(cache_dir)}
     up = subprocess.run([*avatar, "up", "--detach", *state], capture_output=True, text=True, timeout=300, env=env)
     try:
         assert up.returncode == 0, up.stderr

@@ -12,6 +12,7 @@ from avatar.diffusion.base_checkpoints import BaseCheckpoint, resolve_base_model
 from avatar_dev.local.aws import local_aws
 from avatar_dev.local.stack import IntakeStack, start_intake_stack
 from services.upload import dependencies
+from tests.helpers import built_once
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +33,18 @@ def intake_stack(moto_endpoint: str) -> Iterator[IntakeStack]:
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One model cache for the session (the tiny base is built once)."""
-    return tmp_path_factory.mktemp("avatar-cache")
-
-
-@pytest.fixture(scope="session")
 def tiny(cache_dir: Path) -> BaseCheckpoint:
     """The embedded tiny Stable Diffusion pipeline."""
     return resolve_base_model("tiny", cache_dir=cache_dir)
+
+
+@pytest.fixture(scope="session")
+def user_models(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Ten users' per-user model archives, each from its own (short) training run."""
+    from avatar_dev.bench.serving import train_user_models
+
+    return built_once(
+        tmp_path_factory,
+        "user-models",
+        lambda folder: train_user_models(10, base_model="tiny", cache_dir=cache_dir, out=folder),
+    )

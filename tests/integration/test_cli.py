@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from avatar_dev.demo.run import run_demo
 from avatar_dev.hard_cases import HardCase
 
 AVATAR = [sys.executable, "-m", "avatar_dev.cli"]
@@ -103,25 +102,6 @@ def test_every_option_of_every_command_has_help_its_default_and_an_example() -> 
                 assert shown, f"{name} {action.option_strings} does not show its default"
 
 
-@pytest.mark.slow
-def test_demo_runs_the_whole_flow_and_writes_a_report(
-    tmp_path: Path, selfies: list[Path], capsys: pytest.CaptureFixture[str], cache_dir: Path
-) -> None:
-    out = tmp_path / "demo"
-    tiny = {"options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1}, "backgrounds_per_photo": 0}
-    assert run_demo(out=out, faces=selfies[0].parent, cache_dir=cache_dir, training_defaults=tiny) == 0
-    printed = capsys.readouterr().out
-    assert "demo-user: 11 accepted, 0 more needed to train" in printed
-    assert "demo-hard-cases: 6 accepted, 4 more needed to train" in printed
-    assert "AvatarModelReady (version 1)" in printed and "local stack stopped" in printed
-    report = (out / "index.html").read_text()
-    assert "refused too_many_pixels" in report and "refused duplicate" in report
-    assert "AvatarModelReady" in report and "These images are noise" in report
-    assert len(list((out / "normalized").glob("*.jpg"))) == 17
-    assert len(list((out / "prepared").glob("*.png"))) == 11
-    assert len(list((out / "avatars").glob("*.png"))) == 6  # three prompts, two images each
-
-
 def test_prepare_writes_crops_and_a_manifest(tmp_path: Path, selfies: list[Path]) -> None:
     out = tmp_path / "prepared"
     result = subprocess.run(
@@ -138,9 +118,11 @@ def test_prepare_writes_crops_and_a_manifest(tmp_path: Path, selfies: list[Path]
 
 
 @pytest.mark.slow
-def test_train_writes_the_model_archive_and_the_lora_with_a_progress_bar(tmp_path: Path, selfies: list[Path]) -> None:
+def test_train_writes_the_model_archive_and_the_lora_with_a_progress_bar(
+    tmp_path: Path, selfies: list[Path], cache_dir: Path
+) -> None:
     out = tmp_path / "run"
-    env = {**os.environ, "AVATAR_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "AVATAR_CACHE_DIR": str(cache_dir)}
     command = [*AVATAR, "train", str(selfies[0].parent), "--out", str(out), "--base-model", "tiny", "--steps", "5"]
     result = subprocess.run([*command, "--class-images", "2"], capture_output=True, text=True, check=False, env=env)
 
@@ -153,8 +135,8 @@ def test_train_writes_the_model_archive_and_the_lora_with_a_progress_bar(tmp_pat
     assert "5 steps in" in result.stdout
 
 
-def test_train_refuses_too_few_photos_with_exit_1(tmp_path: Path, selfies: list[Path]) -> None:
-    env = {**os.environ, "AVATAR_CACHE_DIR": str(tmp_path / "cache")}
+def test_train_refuses_too_few_photos_with_exit_1(tmp_path: Path, selfies: list[Path], cache_dir: Path) -> None:
+    env = {**os.environ, "AVATAR_CACHE_DIR": str(cache_dir)}
     command = [*AVATAR, "train", *map(str, selfies[:2]), "--out", str(tmp_path / "run"), "--steps", "1"]
     result = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
 

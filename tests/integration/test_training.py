@@ -14,7 +14,7 @@ from PIL import Image
 
 from avatar.contracts.generation import request_from_tensors
 from avatar.contracts.training import TrainingFigures, TrainingOptions, TrainingProgress
-from avatar.diffusion.base_checkpoints import BaseCheckpoint, resolve_base_model
+from avatar.diffusion.base_checkpoints import BaseCheckpoint, pipeline_resolution, resolve_base_model
 from avatar.errors import UnsafeArchive
 from avatar.fine_tuning.class_images import LocalClassImageStore, ensure_class_images
 from avatar.fine_tuning.model_archive import (
@@ -73,7 +73,9 @@ def test_the_tiny_base_model_is_built_once_and_reused(tiny: BaseCheckpoint, cach
     assert again.folder == tiny.folder
     assert again.sha256 == tiny.sha256
     assert (tiny.folder / "model_index.json").is_file()
-    tokenizer = tiny.load().tokenizer
+    pipeline = tiny.load()
+    assert tiny.native_resolution == pipeline_resolution(pipeline) == 64  # read from its configs, no weights loaded
+    tokenizer = pipeline.tokenizer
     assert tokenizer.model_max_length == 77
     assert len(tokenizer("a photo of ohwx person").input_ids) == 7  # start, five words, end
 

@@ -41,11 +41,10 @@ def bucket(moto_endpoint: str) -> str:
 
 
 @pytest.fixture
-def settings(bucket: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainingSettings:
+def settings(bucket: str, tmp_path: Path, cache_dir: Path) -> TrainingSettings:
     work = tmp_path / "work"
     work.mkdir()
-    cache = tmp_path_factory.getbasetemp() / "job-cache"  # the tiny model is built once for the module
-    return TrainingSettings(bucket=bucket, cache_dir=cache, work_dir=work, progress_interval_seconds=0)
+    return TrainingSettings(bucket=bucket, cache_dir=cache_dir, work_dir=work, progress_interval_seconds=0)
 
 
 def _upload(bucket: str, user: str, photos: list[bytes]) -> list[str]:
@@ -193,11 +192,11 @@ def test_progress_is_logged_as_structured_lines(settings, bucket, normalized, ca
     assert lines[-1]["phase"] == "done"
 
 
-def test_a_base_model_under_an_s3_prefix_is_mirrored_once(bucket, tmp_path: Path, tmp_path_factory):
+def test_a_base_model_under_an_s3_prefix_is_mirrored_once(bucket, tmp_path: Path, cache_dir: Path):
     from avatar.diffusion.base_checkpoints import resolve_base_model
     from avatar.errors import BaseModelUnavailable
 
-    tiny = resolve_base_model("tiny", cache_dir=tmp_path_factory.getbasetemp() / "job-cache")
+    tiny = resolve_base_model("tiny", cache_dir=cache_dir)
     s3 = boto3.client("s3")
     for path in tiny.folder.rglob("*"):
         if path.is_file():

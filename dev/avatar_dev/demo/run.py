@@ -1,55 +1,67 @@
 """`make demo`: the whole product on one machine, driven over HTTP exactly as a client on AWS would drive it.
 
-Starts the local stack (`avatar_dev.local.runtime`), signs in a demo user, uploads the shared selfies plus a re-saved
-copy (and, as a second user, harder cases) through the presigned POSTs, shows each verdict, starts a training, shows
-its progress, waits for the AvatarModelReady event, generates avatars for several prompts, writes a report folder
-and stops the stack.
+Starts the local stack (`avatar_dev.local.runtime`), signs in a demo user, uploads the selfies plus a re-saved copy
+(and, as a second user, harder cases built from them) through the presigned POSTs, prints each verdict, starts a
+training and follows it phase by phase, waits for the AvatarModelReady event, generates avatars for three prompts,
+stops the stack and writes a report (`report.write_report`).
 """
 
 from __future__ import annotations
 
-import html
-import json
+import io
 import logging
 import shutil
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avatar import object_keys
 from avatar.photo_check.verdict import Reason
+from avatar_dev.demo.report import Avatar, Photo, Report, Stage, TrainingRun, UserRun, write_report
 from avatar_dev.hard_cases import HardCase, build_hard_cases, near_duplicate
 from avatar_dev.local.runtime import RunningStack
 
 DEMO_USER = "demo-user"
 # The hard cases go to a second user: several are built from the same selfies as the first user's set.
 HARD_CASES_USER = "demo-hard-cases"
-UNRENDERABLE = {Reason.NOT_AN_IMAGE, Reason.UNSUPPORTED_FORMAT, Reason.TOO_MANY_PIXELS}
-
-
-@dataclass
-class Stage:
-    """A named stage of the demo and how long it took."""
-
-    name: str
-    seconds: float
-
-
-def _inputs(faces: Path) -> dict[str, list[HardCase]]:
-    selfies = sorted(faces.glob("*.jpg"))
-    if len(selfies) < 6:
-        raise SystemExit(f"no selfies found in {faces}; pass --faces DIR")
-    own = [HardCase(p.name, p.read_bytes(), (), "shared selfie") for p in selfies]
-    duplicate = HardCase("resaved-copy.jpg", near_duplicate(selfies[0]), (), "a re-saved copy of the first selfie")
-    return {DEMO_USER: [*own, duplicate], HARD_CASES_USER: build_hard_cases(selfies)}
-
-
 PROMPTS = (
     "a portrait photo of <<TOK>> as an astronaut, studio lighting",
     "<<TOK>> as a watercolor painting",
     "a professional headshot of <<TOK>> in a suit",
 )
+IMAGES_PER_PROMPT = 2
+# What each state or phase of a job means, in the order they come (the timeline of the report).
+PHASES = {
+    "QUEUED": "queued: POST /v1/models recorded the job and queued it",
+    "TRAINING": "accepted: the orchestrator invoked the training endpoint",
+    "preparing": "preparing: the job runs; face crops",
+    "class_images": "class images: the prior-preservation images (cached after the first job)",
+    "training": "training: optimizer steps",
+    "packaging": "packaging: the per-user model archive",
+    "done": "done: the archive uploaded",
+}
+SERVICES = (
+    "services.upload.api",
+    "services.upload.photo_check",
+    "services.orchestrator.api",
+    "services.orchestrator.worker",
+    "services.orchestrator.sweeper",
+    "services.notifier.handler",
+    "services.generate.api",
+)
+
+
+def inputs(faces: Path, hard_cases: list[HardCase] | None = None) -> dict[str, list[HardCase]]:
+    """The demo user's selfies and a re-saved copy of the first; the hard-cases user's harder photos (built from the
+    selfies unless given)."""
+    selfies = sorted(faces.glob("*.jpg"))
+    if len(selfies) < 6:
+        raise SystemExit(f"no selfies found in {faces} (at least 6 JPEGs, 10 to train); pass --faces DIR")
+    own = [HardCase(p.name, p.read_bytes(), (), "selfie") for p in selfies]
+    duplicate = HardCase("resaved-copy.jpg", near_duplicate(selfies[0]), (), f"{selfies[0].name} re-saved smaller")
+    return {DEMO_USER: [*own, duplicate], HARD_CASES_USER: hard_cases or build_hard_cases(selfies)}
 
 
 class Client:
@@ -70,7 +82,7 @@ class Client:
         return response.json() if response.content else None
 
     def upload(self, slot: dict[str, Any], data: bytes) -> None:
-        """The browser's multipart POST to S3."""
+        """The browser's multipart POST to S3, with the Content-Type field the POST policy requires."""
         import requests
 
         form = {**slot["fields"], "Content-Type": "image/jpeg"}
@@ -83,6 +95,21 @@ class Client:
         import requests
 
         return bytes(requests.get(url, timeout=60).content)
+
+
+@dataclass
+class Clock:
+    """The demo's stages, each printed with the time it took."""
+
+    stages: list[Stage] = field(default_factory=list)
+    _started: float = field(default_factory=time.perf_counter)
+
+    def stage(self, name: str) -> None:
+        """Close a stage: print it with its duration."""
+        now = time.perf_counter()
+        self.stages.append(Stage(name, now - self._started))
+        self._started = now
+        print(f"  [{self.stages[-1].seconds:6.1f}s] {name}", flush=True)
 
 
 def _upload_all(client: Client, photos: list[HardCase]) -> list[str]:
@@ -104,46 +131,90 @@ def _wait_for_verdicts(client: Client, photo_ids: list[str], timeout: float = 30
             return dict(listing)
         if time.monotonic() > deadline:
             raise SystemExit(f"{len(set(photo_ids) - checked)} photos got no verdict in {timeout:.0f} s")
-        time.sleep(0.5)
+        time.sleep(0.3)
 
 
-def _follow_training(client: Client, stack: RunningStack, user: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Print progress until the model's event arrives; returns the event and the final state."""
-    import threading
+def _print_verdicts(user: UserRun) -> None:
+    names = {photo.photo_id: photo.case.name for photo in user.photos}
+    print(f"{user.user}: {user.accepted} accepted, {user.needed} more needed to train")
+    for photo in user.photos:
+        verdict = photo.verdict
+        if verdict["status"] == "accepted":
+            print(f"  {photo.case.name:26} accepted   {photo.case.about}")
+            continue
+        print(f"  {photo.case.name:26} refused    {photo.case.about}")
+        for reason, message in zip(verdict["reasons"], verdict["messages"], strict=True):
+            repeats = names.get(verdict.get("duplicate_of") or "")
+            same_as = f" (same as {repeats})" if reason == Reason.DUPLICATE and repeats else ""
+            print(f"  {'':26}   {reason}: {message}{same_as}")
 
+
+def describe_progress(current: dict[str, Any]) -> str:
+    """One line of where a training stands, as GET /v1/models/current tells it."""
+    job = current.get("job") or {}
+    progress = job.get("progress") or {}
+    line = f"{current['state']:9}"
+    phase = progress.get("phase")
+    if phase == "class_images" and progress.get("total_steps"):
+        line += f" class images {progress.get('step', 0)}/{progress['total_steps']}"
+    elif phase == "training":
+        line += f" training step {progress.get('step', 0)}/{progress.get('total_steps', 0)}"
+        if progress.get("loss") is not None:
+            line += f", loss {progress['loss']:.4f}"
+    elif phase:
+        line += f" {phase.replace('_', ' ')}"
+    if progress.get("eta_seconds") is not None and phase in ("class_images", "training"):
+        line += f", about {progress['eta_seconds']:.0f} s left"
+    return line.rstrip()
+
+
+def follow_training(
+    client: Client, stack: RunningStack, user: str, *, poll_seconds: float = 0.5
+) -> tuple[dict[str, Any], dict[str, Any], TrainingRun]:
+    """Start a training, print its progress until the model's event arrives; returns the event, the final state and
+    what the report shows (the timeline of phases and the loss of each step seen)."""
+    requested = time.monotonic()
+    job = client.call("POST", "/v1/models", {}, expect=202)
+    print(f"\nTraining {user}'s model (job {job['job_id']}):", flush=True)
     done = threading.Event()
-    result: dict[str, Any] = {}
+    arrived: dict[str, Any] = {}
 
     def wait_for_event() -> None:
-        result["event"] = stack.next_event("AvatarModelReady", user, timeout=1800)
+        arrived["event"] = stack.next_event("AvatarModelReady", user, timeout=1800)
+        arrived["seconds"] = time.monotonic() - requested
         done.set()
 
     threading.Thread(target=wait_for_event, daemon=True).start()
+    timeline: list[tuple[float, str]] = [(0.0, PHASES["QUEUED"])]
+    seen = {"QUEUED"}
+    losses: dict[int, float] = {}
     last = ""
-    while not done.wait(2.0):
+    while not done.wait(poll_seconds):
         current = client.call("GET", "/v1/models/current")
-        job = current.get("job") or {}
-        progress = job.get("progress") or {}
-        line = f"{current['state']:9}"
-        if progress:
-            line += f" {progress.get('phase', '')} step {progress.get('step', 0)}/{progress.get('total_steps', 0)}"
-            if progress.get("eta_seconds") is not None:
-                line += f", about {progress['eta_seconds']:.0f} s left"
+        progress = (current.get("job") or {}).get("progress") or {}
+        phase = progress.get("phase") or current["state"]  # the state until the job reports its phase
+        if phase in PHASES and phase not in seen:
+            seen.add(phase)
+            timeline.append((time.monotonic() - requested, PHASES[phase]))
+        if phase == "training" and progress.get("loss") is not None:
+            losses[int(progress["step"])] = float(progress["loss"])
+        line = describe_progress(current)
         if line != last:
             print(f"    {line}", flush=True)
             last = line
-    return result["event"], client.call("GET", "/v1/models/current")
-
-
-SERVICES = (
-    "services.upload.api",
-    "services.upload.photo_check",
-    "services.orchestrator.api",
-    "services.orchestrator.worker",
-    "services.orchestrator.sweeper",
-    "services.notifier.handler",
-    "services.generate.api",
-)
+    event, seconds = arrived["event"], arrived["seconds"]
+    timeline.append((seconds, f"{event['detail-type']} received"))
+    final = client.call("GET", "/v1/models/current")
+    print(f"    {final['state']:9} version {final['current_version']}: {event['detail-type']} after {seconds:.1f} s")
+    run = TrainingRun(
+        job_id=job["job_id"],
+        timeline=timeline,
+        losses=sorted(losses.items()),
+        event=event,
+        current=final,
+        seconds=seconds,
+    )
+    return event, final, run
 
 
 def _service_logs_to(path: Path) -> None:
@@ -158,6 +229,27 @@ def _service_logs_to(path: Path) -> None:
                 handler.setStream(stream)
 
 
+def _photo(case: HardCase, photo_id: str, verdict: dict[str, Any]) -> Photo:
+    """A photo as the report shows it: what a browser can show of it, and its upright size for the face box."""
+    from PIL import Image, UnidentifiedImageError
+
+    upright: tuple[int, int] | None = None
+    shown = False
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # the header only: a bomb's size is news too
+    try:
+        with Image.open(io.BytesIO(case.data)) as image:
+            width, height = image.size
+            turned = image.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientation: stored sideways
+            upright = (height, width) if turned else (width, height)
+            damaged = {Reason.NOT_AN_IMAGE, Reason.TOO_MANY_PIXELS} & set(verdict["reasons"])
+            shown = image.format in ("JPEG", "PNG", "WEBP", "GIF") and not damaged
+    except (UnidentifiedImageError, OSError, ValueError):
+        pass
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    return Photo(case=case, photo_id=photo_id, verdict=verdict, upright_size=upright, shown=shown)
+
+
 def run_demo(
     *,
     out: Path,
@@ -165,164 +257,88 @@ def run_demo(
     base_model: str = "tiny",
     cache_dir: Path | None = None,
     training_defaults: dict[str, Any] | None = None,
+    hard_cases: list[HardCase] | None = None,
 ) -> int:
     """The whole flow over HTTP against the local stack; writes `out/index.html`."""
     from avatar.fine_tuning.preparation import prepare_photos
     from avatar_dev.local.runtime import running_stack
 
-    stages: list[Stage] = []
-    started = time.perf_counter()
-
-    def stage(name: str) -> None:
-        nonlocal started
-        now = time.perf_counter()
-        stages.append(Stage(name, now - started))
-        started = now
-        print(f"  [{stages[-1].seconds:6.2f}s] {name}", flush=True)
-
+    clock = Clock()
     shutil.rmtree(out, ignore_errors=True)
     for folder in ("inputs", "normalized", "prepared", "avatars"):
         (out / folder).mkdir(parents=True)
-    print("Building inputs: the shared selfies, a re-saved duplicate, and harder cases built from the selfies")
-    users = _inputs(faces)
-    for photo in (p for photos in users.values() for p in photos):
-        (out / "inputs" / photo.name).write_bytes(photo.data)
-    stage(f"built {sum(len(p) for p in users.values())} input photos")
+    print(f"Avatar demo, base model {base_model}: selfies from {faces} (--faces DIR for your own)", flush=True)
+    users = inputs(faces, hard_cases)
+    for case in (case for cases in users.values() for case in cases):
+        (out / "inputs" / case.name).write_bytes(case.data)
+    count = sum(len(cases) for cases in users.values())
+    clock.stage(f"built {count} input photos: the selfies, a re-saved copy, and harder cases built from them")
 
-    rows: dict[str, list[tuple[HardCase, dict[str, Any]]]] = {user: [] for user in users}
-    summaries: dict[str, dict[str, Any]] = {}
+    runs: list[UserRun] = []
     cache = cache_dir or Path.home() / ".cache" / "avatar"
     with running_stack(
         out.parent / "demo-stack", cache_dir=cache, base_model=base_model, training_defaults=training_defaults
     ) as stack:
         _service_logs_to(out.parent / "demo-stack.log")
-        stage(f"local stack up: moto (resources from template.yaml), Triton, the HTTP API at {stack.api_url}")
+        clock.stage(f"local stack up: moto (resources from template.yaml), Triton, the HTTP API at {stack.api_url}")
         clients = {user: Client(stack, user) for user in users}
-        for user, photos in users.items():
-            photo_ids = _upload_all(clients[user], photos)
-            stage(f"{user}: POST /v1/photos, {len(photos)} uploads through the presigned POSTs")
+        for user, cases in users.items():
+            photo_ids = _upload_all(clients[user], cases)
+            clock.stage(f"{user}: POST /v1/photos and {len(cases)} uploads through the presigned POSTs")
             listing = _wait_for_verdicts(clients[user], photo_ids)
-            summaries[user] = listing
-            stage(f"{user}: every photo checked (S3 ObjectCreated -> SQS -> photo check)")
+            clock.stage(f"{user}: every photo checked (S3 ObjectCreated -> SQS -> the photo check)")
             verdicts = {p["photo_id"]: p for p in listing["photos"]}
-            for photo, photo_id in zip(photos, photo_ids, strict=True):
-                rows[user].append((photo, verdicts[photo_id]))
-                if verdicts[photo_id]["status"] == "accepted":
-                    key = object_keys.normalized_photo_key(user, photo_id)
+            photos = [_photo(c, i, verdicts[i]) for c, i in zip(cases, photo_ids, strict=True)]
+            run = UserRun(user=user, photos=photos, accepted=listing["accepted"], needed=listing["needed"])
+            runs.append(run)
+            for photo in photos:
+                if photo.verdict["status"] == "accepted":
+                    key = object_keys.normalized_photo_key(user, photo.photo_id)
                     data = stack.resources.s3.get_object(Bucket=stack.resources.bucket, Key=key)["Body"].read()
-                    (out / "normalized" / f"{photo_id}.jpg").write_bytes(data)
-            print(f"\n{user}: {listing['accepted']} accepted, {listing['needed']} more needed to train")
-            for photo, verdict in rows[user]:
-                shown = verdict["status"]
-                if shown == "refused":
-                    shown += ": " + ", ".join(verdict["reasons"])
-                print(f"  {photo.name:28} {shown:36} {photo.about}")
+                    (out / "normalized" / f"{photo.photo_id}.jpg").write_bytes(data)
+            print()
+            _print_verdicts(run)
 
         demo = clients[DEMO_USER]
-        accepted = [p for _, p in rows[DEMO_USER] if p["status"] == "accepted"]
-        prepared = prepare_photos(
-            [(p["photo_id"], (out / "normalized" / f"{p['photo_id']}.jpg").read_bytes()) for p in accepted]
-        )
+        accepted = [p.photo_id for p in runs[0].photos if p.verdict["status"] == "accepted"]
+        prepared = prepare_photos([(i, (out / "normalized" / f"{i}.jpg").read_bytes()) for i in accepted])
         prepared.write(out / "prepared")
-        stage(f"prepared {len(prepared.images)} face crops (what the training job makes of the accepted photos)")
-        job = demo.call("POST", "/v1/models", {}, expect=202)
-        print(f"\nTraining {DEMO_USER}'s model (job {job['job_id']}):", flush=True)
-        event, current = _follow_training(demo, stack, DEMO_USER)
+        clock.stage(f"prepared {len(prepared.images)} face crops (what the training job makes of the accepted photos)")
+        event, _, training = follow_training(demo, stack, DEMO_USER)
         if event["detail-type"] != "AvatarModelReady":
             raise SystemExit(f"training failed: {event['detail'].get('reason')}")
-        stage(f"training: POST /v1/models -> ... -> AvatarModelReady (version {event['detail']['model_version']})")
+        version = event["detail"]["model_version"]
+        clock.stage(f"training: POST /v1/models -> ... -> AvatarModelReady (version {version})")
 
-        generated: list[dict[str, Any]] = []
-        for index, prompt in enumerate(PROMPTS):
-            answer = demo.call("POST", "/v1/avatars", {"prompt": prompt, "num_images": 2, "seed": 1000 + index})
-            for image_index, image in enumerate(answer["images"]):
-                name = f"{index}-{image_index}-{image['seed']}.png"
-                (out / "avatars" / name).write_bytes(demo.download(image["url"]))
-                generated.append({"prompt": prompt, "seed": image["seed"], "file": name})
-            stage(f"POST /v1/avatars: {prompt!r}")
-        print(f"\n{len(generated)} avatars in {out / 'avatars'}")
-    stage("local stack stopped")
-    report = _write_report(
+        avatars = generate_avatars(demo, out / "avatars")
+        clock.stage(f"POST /v1/avatars: {len(PROMPTS)} prompts, {IMAGES_PER_PROMPT} images each")
+        print(f"\n{len(avatars)} avatars in {out / 'avatars'}")
+    clock.stage("local stack stopped")
+    report = write_report(
         out,
-        [row for user_rows in rows.values() for row in user_rows],
-        summaries,
-        stages,
-        training={"event": event, "current": current, "base_model": base_model},
-        prepared=sorted(p.name for p in (out / "prepared").glob("*.png")),
-        generated=generated,
+        Report(
+            base_model=base_model,
+            faces=faces,
+            users=runs,
+            training=training,
+            prepared=sorted(p.name for p in (out / "prepared").glob("*.png")),
+            avatars=avatars,
+            stages=clock.stages,
+        ),
     )
     print(f"\nReport: {report}\nEvery event of the stack, one line each: {out.parent / 'demo-stack.log'}")
     return 0
 
 
-def _write_report(
-    out: Path,
-    rows: list[tuple[HardCase, dict[str, Any]]],
-    summaries: dict[str, dict[str, Any]],
-    stages: list[Stage],
-    *,
-    training: dict[str, Any],
-    prepared: list[str],
-    generated: list[dict[str, Any]],
-) -> Path:
-    browser_shows = {".jpg", ".png", ".webp", ".gif"}
-    job = training["current"].get("job") or {}
-    tiny = training["base_model"] == "tiny"
-    lines = [
-        "<!doctype html><meta charset=utf-8><title>Avatar demo</title>",
-        "<style>body{font-family:sans-serif;margin:2em}td,th{border:1px solid #ccc;padding:4px;vertical-align:top}"
-        "table{border-collapse:collapse}img{max-width:160px;max-height:160px}.refused{color:#b00}"
-        ".note{background:#ffd;padding:8px}</style>",
-        "<h1>Avatar demo: selfies in, avatars out, on one machine</h1>",
-        "<h2>1. Photo intake</h2>",
-        *(
-            f"<p>{html.escape(u)}: {s['accepted']} accepted, {s['needed']} more needed to train.</p>"
-            for u, s in summaries.items()
-        ),
-        "<table><tr><th>input</th><th>what it is</th><th>verdict</th><th>why</th><th>normalized copy</th></tr>",
-    ]
-    for source, photo in rows:
-        name = html.escape(source.name)
-        # Browsers cannot show HEIC; the bomb and the broken files are better not rendered at all.
-        renderable = not set(source.expected) & UNRENDERABLE and Path(source.name).suffix in browser_shows
-        thumb = f"<img src='inputs/{name}'>" if renderable else ""
-        normalized = f"<img src='normalized/{photo['photo_id']}.jpg'>" if photo["status"] == "accepted" else ""
-        css = "refused" if photo["status"] == "refused" else ""
-        why = "<br>".join(html.escape(m) for m in photo["messages"])
-        lines.append(
-            f"<tr><td>{thumb}<br>{name}</td><td>{html.escape(source.about)}</td>"
-            f"<td class='{css}'>{photo['status']} {html.escape(' '.join(photo['reasons']))}</td>"
-            f"<td>{why}</td><td>{normalized}</td></tr>"
-        )
-    lines.append("</table><h2>2. Prepared face crops</h2><p>")
-    lines.extend(f"<img src='prepared/{html.escape(name)}'>" for name in prepared)
-    lines += [
-        "</p><h2>3. Training</h2>",
-        f"<p>Base model: <b>{html.escape(training['base_model'])}</b>. Job {html.escape(str(job.get('job_id')))}: "
-        f"queued {job.get('queued_seconds')} s, trained {job.get('training_seconds')} s; state "
-        f"{html.escape(training['current']['state'])}, version {training['current']['current_version']}.</p>",
-        "<p>The event other systems received:</p><pre>"
-        + html.escape(json.dumps(training["event"], indent=2))
-        + "</pre>",
-        "<h2>4. Avatars</h2>",
-    ]
-    if tiny:
-        lines.append(
-            "<p class=note>These images are noise: the embedded tiny model is built from a config with random "
-            "weights, so that everything runs here without downloads or a GPU. The same run makes real avatars "
-            "with Stable Diffusion 2.1 base weights: <code>avatar demo --base-model /path/to/stable-diffusion-2-1-base"
-            "</code> (a diffusers folder, or <code>s3://bucket/prefix</code>), best on a GPU.</p>"
-        )
-    lines.append("<table><tr><th>prompt</th><th>seed</th><th>image</th></tr>")
-    lines.extend(
-        f"<tr><td>{html.escape(g['prompt'])}</td><td>{g['seed']}</td>"
-        f"<td><img src='avatars/{html.escape(g['file'])}' style='image-rendering:pixelated;width:160px'></td></tr>"
-        for g in generated
-    )
-    lines.append("</table><h2>Stages</h2><table><tr><th>stage</th><th>seconds</th></tr>")
-    lines.extend(f"<tr><td>{html.escape(s.name)}</td><td>{s.seconds:.2f}</td></tr>" for s in stages)
-    total = sum(s.seconds for s in stages)
-    lines.append(f"<tr><th>total</th><th>{total:.1f}</th></tr></table>")
-    report = out / "index.html"
-    report.write_text("\n".join(lines))
-    return report
+def generate_avatars(client: Client, folder: Path) -> list[Avatar]:
+    """Each prompt with its own seeds (1000, 1001; 2000, 2001; ...), so no two avatars share one."""
+    avatars: list[Avatar] = []
+    for index, prompt in enumerate(PROMPTS):
+        seed = 1000 * (index + 1)
+        answer = client.call("POST", "/v1/avatars", {"prompt": prompt, "num_images": IMAGES_PER_PROMPT, "seed": seed})
+        for image_index, image in enumerate(answer["images"]):
+            name = f"{index}-{image_index}-{image['seed']}.png"
+            (folder / name).write_bytes(client.download(image["url"]))
+            avatars.append(Avatar(prompt=prompt, seed=image["seed"], file=name))
+        print(f"  {prompt!r}: seeds {', '.join(str(image['seed']) for image in answer['images'])}", flush=True)
+    return avatars

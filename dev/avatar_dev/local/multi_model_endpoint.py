@@ -160,6 +160,10 @@ class MultiModelRouter:
                     shutil.rmtree(victim.folder, ignore_errors=True)
                     logger.info("unloaded %s", victim.name)
 
+    def close(self) -> None:
+        """Close the connections to Triton (an open one keeps Triton waiting its exit timeout when it stops)."""
+        self._http.close()
+
     @property
     def loaded(self) -> list[str]:
         """TargetModels loaded, least recently used first."""

@@ -284,12 +284,13 @@ def running_stack(
             bucket=bucket,
             prefix="models/",
         )
+        cleanup.callback(router.close)
         settings = {
             "bucket": bucket,
             "base_model": base_model,
             "cache_dir": str(cache_dir),
             "work_dir": str(work_dir / "training"),
-            "progress_interval_seconds": 2.0,
+            "progress_interval_seconds": 1.0,
         }
         (work_dir / "training").mkdir(exist_ok=True)
         trainer = ProcessTrainingHandler(settings, training_workers_count or training_workers())

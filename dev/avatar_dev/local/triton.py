@@ -138,6 +138,7 @@ def triton_server(
             if time.monotonic() > deadline:
                 raise TritonUnavailable(f"tritonserver not live after {startup_timeout} s: {log.read_text()[-2000:]}")
             time.sleep(0.2)
+        client.close()  # an open connection keeps Triton waiting its whole exit timeout when it stops
         yield TritonServer(http_url=url, repository=repository, log=log)
         clean_exit = True
     finally:

@@ -34,6 +34,19 @@ class BaseCheckpoint:
         """Content hash of the folder's config and weight files (what the LoRA was trained against)."""
         return folder_sha256(self.folder)
 
+    @property
+    def native_resolution(self) -> int:
+        """The image side the base model was trained at, from its config files (no weights loaded): the UNet's sample
+        size times the VAE's downscale, as diffusers computes it."""
+        try:
+            unet = json.loads((self.folder / "unet" / "config.json").read_text())
+            vae = json.loads((self.folder / "vae" / "config.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise BaseModelUnavailable(f"{self.spec} has no readable unet/vae config: {exc}") from exc
+        sample_size = unet["sample_size"]
+        side = sample_size[0] if isinstance(sample_size, list) else sample_size
+        return int(side) << (len(vae["block_out_channels"]) - 1)  # the VAE halves the side once per extra block
+
     def load(self, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> StableDiffusionPipeline:
         """Load the pipeline (no safety checker: the base models we ship and the SD 2.1 base have none)."""
         import diffusers

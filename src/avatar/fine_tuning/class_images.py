@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from avatar.cache import build_once
 from avatar.contracts.training import TrainingProgress
 from avatar.fine_tuning.progress import ProgressCallback, ignore_progress
 
@@ -46,15 +48,19 @@ class LocalClassImageStore:
         return [(self._folder / key / name).read_bytes() for name in files]
 
     def save(self, key: str, pngs: Sequence[bytes], index: dict[str, Any]) -> None:
-        """Write the PNGs, then the index."""
+        """Write the set in a staging folder renamed into place: a concurrent reader (two jobs on one machine) sees a
+        whole set or none."""
         folder = self._folder / key
-        folder.mkdir(parents=True, exist_ok=True)
-        names = class_image_names(len(pngs))
-        for name, png in zip(names, pngs, strict=True):
-            (folder / name).write_bytes(png)
-        partial = folder / f".{INDEX_NAME}.partial"
-        partial.write_text(json.dumps(index | {"files": names}, indent=2))
-        partial.replace(folder / INDEX_NAME)
+        if folder.exists() and not (folder / INDEX_NAME).is_file():
+            shutil.rmtree(folder)  # left by an interrupted writer of an earlier version
+
+        def write(staging: Path) -> None:
+            names = class_image_names(len(pngs))
+            for name, png in zip(names, pngs, strict=True):
+                (staging / name).write_bytes(png)
+            (staging / INDEX_NAME).write_text(json.dumps(index | {"files": names}, indent=2))
+
+        build_once(folder, marker=INDEX_NAME, build=write)
 
 
 def class_image_names(count: int) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from avatar.contracts.training import RejectedPhoto, TrainingFigures, TrainingPlan, TrainingProgress
-from avatar.diffusion.base_checkpoints import pipeline_resolution, resolve_base_model
+from avatar.diffusion.base_checkpoints import resolve_base_model
 from avatar.errors import BaseModelUnavailable, FineTuneFailed
 from avatar.fine_tuning.class_images import ClassImageStore
 from avatar.fine_tuning.model_archive import package_user_model, write_metadata
@@ -57,17 +57,13 @@ def fine_tune(
 
     `execution_env`: the multi-model endpoint's conda-pack environment, named in the packaged model's config.
     """
-    import torch
-
     options = plan.options
     progress(TrainingProgress(phase="preparing"))
     try:
         base = resolve_base_model(base_model, cache_dir=cache_dir, s3_client=s3_client)
+        resolution = options.resolution or base.native_resolution
     except BaseModelUnavailable as exc:
         raise FineTuneFailed(exc.message) from exc
-    device = device or default_device()
-    pipeline = base.load(dtype=weight_dtype(options, device))
-    resolution = options.resolution or pipeline_resolution(pipeline)
     prepared = prepare_photos(
         photos,
         PrepareOptions(resolution=resolution, backgrounds_per_photo=plan.backgrounds_per_photo, seed=options.seed),
@@ -82,6 +78,11 @@ def fine_tune(
         )
     prepared_dir = out_dir / "prepared"
     prepared.write(prepared_dir)
+    # Loaded only now: a set that cannot make a model fails before torch and the (gigabytes of) weights are loaded.
+    import torch
+
+    device = device or default_device()
+    pipeline = base.load(dtype=weight_dtype(options, device))
     lora_dir = out_dir / LORA_FOLDER
     try:
         metrics = train_lora(
