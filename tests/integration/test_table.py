@@ -1,0 +1,167 @@
+"""The table adapters on moto, built from template.yaml: each transition of the state machine is a condition on the
+stored state, a move writes only what changed, the profile moves only at its revision and never for an erasing
+user, and erasure removes every record but the profile, which goes last."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from avatar.aws.dynamodb.jobs import JobTable
+from avatar.aws.dynamodb.photos import PhotoTable
+from avatar.aws.dynamodb.registry import ModelRegistryTable
+from avatar.aws.dynamodb.users import UserTable
+from avatar.contracts.training import TrainingPlan
+from avatar.errors import ConcurrentUpdate, PhotoNotFound
+from avatar.records import ModelVersion, Photo, TrainingJob, UserProfile
+from avatar.states import ModelState, Transition
+from avatar_dev.local.stack import IntakeStack
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def table_name(intake_stack: IntakeStack) -> str:
+    return intake_stack.stack.physical["AvatarTable"]
+
+
+@pytest.fixture
+def jobs(intake_stack: IntakeStack, table_name: str) -> JobTable:
+    return JobTable(intake_stack.dynamodb, table_name)
+
+
+def _queued(jobs: JobTable, user: str = "u1", *, key: str | None = None) -> tuple[UserProfile, TrainingJob]:
+    """A job recorded by QUEUE, as request_training records it."""
+    jobs.ensure_user(user, NOW)
+    profile = jobs.get_profile(user)
+    assert profile is not None
+    job = TrainingJob(
+        user_id=user,
+        job_id=f"job-{profile.jobs_started + 1:04d}",
+        version=profile.jobs_started + 1,
+        state=ModelState.QUEUED,
+        plan=TrainingPlan(),
+        created_at=NOW,
+        deadline_at=NOW + timedelta(minutes=30),
+    )
+    queued = profile.model_copy(
+        update={"state": ModelState.QUEUED, "revision": profile.revision + 1, "active_job_id": job.job_id}
+        | {"jobs_started": job.version, "updated_at": NOW}
+    )
+    jobs.create_job(profile, queued, job, idempotency_key=key)
+    return profile, job
+
+
+def test_a_job_and_its_model_move_only_by_the_state_machine(jobs: JobTable) -> None:
+    stale_profile, job = _queued(jobs, key="k1")
+    stored = jobs.get_job("u1", job.job_id)
+    assert stored == job  # the plan comes back typed
+    profile = jobs.get_profile("u1")
+    assert profile is not None and (profile.state, profile.revision) == (ModelState.QUEUED, 1)
+
+    # A second writer holding the old revision loses the whole transaction: no second job, no second key.
+    with pytest.raises(ConcurrentUpdate):
+        jobs.create_job(stale_profile, profile, job.model_copy(update={"job_id": "job-other"}), idempotency_key="k2")
+    assert jobs.get_job("u1", "job-other") is None and jobs.job_for_idempotency_key("u1", "k2", NOW) is None
+    assert jobs.job_for_idempotency_key("u1", "k1", NOW) == job.job_id
+    assert jobs.job_for_idempotency_key("u1", "k1", NOW + timedelta(days=2)) is None  # a day, then forgotten
+
+    started = job.model_copy(update={"state": ModelState.TRAINING, "started_at": NOW, "output_location": "s3://b/o"})
+    assert jobs.move_job(job, started, Transition.START)
+    assert not jobs.move_job(job, started, Transition.START)  # not QUEUED any more
+    ready = started.model_copy(update={"state": ModelState.READY, "finished_at": NOW})
+    version = ModelVersion(
+        user_id="u1", version=1, job_id=job.job_id, artifact_key="models/u1/j.tar.gz", created_at=NOW
+    )
+    assert jobs.finish_ready(started, ready, version)
+    failed = ready.model_copy(update={"state": ModelState.FAILED, "failure_reason": "late"})
+    assert not jobs.move_job(started, failed, Transition.FAIL)  # the first outcome is final
+    assert not jobs.finish_ready(started, ready, version)  # and a repeat changes nothing
+    assert jobs.get_job("u1", job.job_id) == ready
+    assert ModelRegistryTable(jobs.table.client, jobs.table.name).get_model_version("u1", 1) == version
+
+
+def test_a_move_writes_only_what_changed_and_keeps_the_in_flight_index(jobs: JobTable) -> None:
+    _, job = _queued(jobs)
+    deadline = NOW + timedelta(hours=1, minutes=15)
+    started = job.model_copy(
+        update={"state": ModelState.TRAINING, "started_at": NOW, "output_location": "s3://b/o", "deadline_at": deadline}
+    )
+    jobs.move_job(job, started, Transition.START)
+    assert [j.job_id for j in jobs.overdue_jobs(deadline + timedelta(seconds=1))] == [job.job_id]
+    assert jobs.overdue_jobs(deadline - timedelta(minutes=1)) == []
+
+    # The sweeper fails it from the copy it read before the start: what the start wrote stays.
+    failed = job.model_copy(update={"state": ModelState.FAILED, "failure_reason": "too late", "finished_at": NOW})
+    assert jobs.move_job(job, failed, Transition.FAIL)
+
+    stored = jobs.get_job("u1", job.job_id)
+    assert stored is not None
+    assert (stored.state, stored.failure_reason, stored.output_location) == (ModelState.FAILED, "too late", "s3://b/o")
+    assert stored.started_at == NOW
+    assert jobs.overdue_jobs(deadline + timedelta(days=1)) == []  # out of the index once it ended
+
+
+def test_a_claim_is_taken_once_until_it_expires_or_is_given_back(jobs: JobTable) -> None:
+    _, job = _queued(jobs)
+    until = NOW + timedelta(minutes=2)
+
+    assert jobs.claim_job(job, until=until, now=NOW)
+    assert not jobs.claim_job(job, until=until, now=NOW + timedelta(seconds=30))
+    assert jobs.claim_job(job, until=until + timedelta(minutes=3), now=until + timedelta(seconds=1))  # expired
+    jobs.release_claim(job)
+    assert jobs.claim_job(job, until=until, now=NOW)
+
+
+def test_the_profile_moves_only_at_its_revision_and_never_for_an_erasing_user(
+    jobs: JobTable, intake_stack: IntakeStack, table_name: str
+) -> None:
+    _, job = _queued(jobs)
+    profile = jobs.get_profile("u1")
+    assert profile is not None
+    training = profile.model_copy(update={"state": ModelState.TRAINING, "revision": profile.revision + 1})
+
+    assert not jobs.move_profile(profile, training, Transition.QUEUE)  # QUEUE may not leave QUEUED
+    assert jobs.move_profile(profile, training, Transition.START)
+    assert not jobs.move_profile(profile, training, Transition.START)  # a second writer at the old revision loses
+
+    users = UserTable(intake_stack.dynamodb, table_name)
+    users.mark_erasing("u1", NOW)
+    current = jobs.get_profile("u1")
+    assert current is not None and current.erasing
+    pointer = current.model_copy(update={"current_version": 1, "revision": current.revision + 1})
+    assert not jobs.move_profile(current, pointer, None)
+    started = job.model_copy(update={"state": ModelState.TRAINING})
+    ready = started.model_copy(update={"state": ModelState.READY})
+    version = ModelVersion(
+        user_id="u1", version=1, job_id=job.job_id, artifact_key="models/u1/j.tar.gz", created_at=NOW
+    )
+    assert not jobs.finish_ready(job, ready, version)  # the result of an erased user is not recorded
+
+
+def test_erasure_removes_every_record_but_the_profile_which_goes_last(
+    jobs: JobTable, intake_stack: IntakeStack, table_name: str
+) -> None:
+    photos = PhotoTable(intake_stack.dynamodb, table_name)
+    users = UserTable(intake_stack.dynamodb, table_name)
+    _queued(jobs, key="k1")
+    for batch in range(3):  # more items than one BatchWriteItem takes
+        photos.add_pending_photos(
+            [Photo(user_id="u1", photo_id=f"{batch}{index:031d}", created_at=NOW) for index in range(10)],
+            upload_expires_at=NOW,
+        )
+    _queued(jobs, user="u2")
+
+    users.forget_user("u1")  # not erasing: the profile stays
+    assert users.get_profile("u1") is not None
+    users.mark_erasing("u1", NOW)
+    assert users.delete_user_records("u1") == 32  # 30 photos, the job, the key
+    assert photos.list_photos("u1") == [] and users.user_jobs("u1") == []
+    users.forget_user("u1")
+    users.forget_user("u1")  # gone already: nothing to do
+
+    assert users.get_profile("u1") is None
+    assert users.get_profile("u2") is not None and len(users.user_jobs("u2")) == 1
+    with pytest.raises(PhotoNotFound):
+        photos.delete_photo("u1", "0" * 32)
