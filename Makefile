@@ -60,8 +60,10 @@ format: setup
 test: lint
 	OMP_NUM_THREADS=1 $(BIN)/pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
+# FACES=<folder> runs the demo on your own 10-12 selfies.
+FACES ?= ../shared/faces
 demo: setup
-	$(BIN)/avatar demo --out build/demo --faces ../shared/faces
+	$(BIN)/avatar demo --out build/demo --faces $(FACES)
 
 bench: setup
 	$(BIN)/avatar bench intake
@@ -98,7 +100,7 @@ build-UploadApiFunction build-ModelsApiFunction build-OrchestratorFunction build
 build-GenerateApiFunction:
 	$(PYTHON) -m pip install --quiet --no-compile '.[generate]' --target "$(ARTIFACTS_DIR)"
 
-# --- What the SageMaker endpoints load (see the README's deploy guide) ---------------------------------------------
+# --- What the SageMaker endpoints load (see docs/deploy.md) --------------------------------------------------------
 TRITON_IMAGE ?=
 GPU_OUT := build/gpu
 

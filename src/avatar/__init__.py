@@ -4,5 +4,5 @@ ship (the development tooling is the separate `avatar_dev` package, never shippe
 Features (use cases behind small ports): `intake`, `training_jobs`, `generation`, `erasure`. Shared rules: `states`
 (the state machine), `records`, `errors`, `object_keys`, `contracts` (every message crossing a boundary). The photo
 check itself: `photo_check`. GPU side: `fine_tuning` (DreamBooth + LoRA) and `serving` (every LoRA on one shared base).
-Loras to AWS: `aws`, one per service.
+Adapters to AWS: `aws`, one per service.
 """

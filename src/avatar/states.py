@@ -2,8 +2,9 @@
 
 A training job is QUEUED when requested, TRAINING once the endpoint accepted it, then READY or FAILED, once: its first
 outcome is final. The user's model (the profile) is COLLECTING until its first training and then follows its active
-job through the same moves; READY and FAILED may queue a new training (a new version). Loras turn a transition into
-a conditional write (`state IN (sources)`), so a repeated, late or concurrent event cannot move anything backwards.
+job through the same moves; READY and FAILED may queue a new training (a new version). The table adapters turn a
+transition into a conditional write (`state IN (sources)`), so a repeated, late or concurrent event cannot move anything
+backwards.
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def test_the_stack_stops_cleanly_when_the_code_inside_it_fails(tmp_path: Path, c
     assert set(_children()) - before == set()
 
 
-def test_a_script_drives_the_stack_from_the_command_line(tmp_path: Path, cache_dir: Path) -> None:
+def test_a_script_drives_the_stack_from_the_command_line(tmp_path: Path, cache_dir: Path, selfies: list[Path]) -> None:
     import subprocess
     import sys
 
@@ -162,6 +162,8 @@ def test_a_script_drives_the_stack_from_the_command_line(tmp_path: Path, cache_d
         answer = requests.get(f"{api}/v1/models/current", headers=headers, timeout=30)
         assert (answer.status_code, answer.json()["state"]) == (200, "COLLECTING")
         assert requests.get(f"{api}/v1/models/current", timeout=30).status_code == 401
+        _upload_as_the_deploy_guide_says(api, token.stdout.strip(), selfies[:2], tmp_path)
+        _originals_carry_their_content_type(tmp_path / "state", user="gus", expected=2)
     finally:
         down = subprocess.run([*avatar, "down", *state], capture_output=True, text=True, timeout=180)
     assert down.returncode == 0, down.stderr
@@ -169,3 +171,58 @@ def test_a_script_drives_the_stack_from_the_command_line(tmp_path: Path, cache_d
     assert not (tmp_path / "state" / "stack.json").exists()
     log = (tmp_path / "state" / "stack.log").read_text()
     assert "GET /v1/models/current -> 200" in log and "user_id=gus" in log
+
+
+def _upload_as_the_deploy_guide_says(api: str, token: str, photos: list[Path], work: Path) -> None:
+    """docs/deploy.md's upload loop, run as written (curl, jq, file) against the stack: every photo is checked."""
+    import re
+    import shutil
+    import subprocess
+
+    missing = [tool for tool in ("bash", "curl", "jq", "file") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"the deploy guide's upload loop needs {', '.join(missing)}")
+    guide = (Path(__file__).parents[2] / "docs" / "deploy.md").read_text()
+    loop = re.search(r"^for photo in ~/selfies/\*; do\n.*?^done$", guide, re.S | re.M)
+    assert loop, "docs/deploy.md lost its upload loop"
+    folder = work / "selfies"
+    folder.mkdir()
+    for photo in photos:
+        shutil.copy(photo, folder / photo.name)
+    script = f'AUTH="Authorization: Bearer $TOKEN"\n{loop.group(0).replace("~/selfies", str(folder))}'
+    run = subprocess.run(
+        ["bash", "-c", script],
+        env=os.environ | {"API": api, "TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0 and "FAILED" not in run.stdout, run.stdout + run.stderr
+    assert run.stdout.count("uploaded ") == len(photos)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        listing = requests.get(f"{api}/v1/photos", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+        if len(listing["photos"]) == len(photos) and all(p["status"] != "pending" for p in listing["photos"]):
+            break
+        time.sleep(0.3)
+    assert [p["status"] for p in listing["photos"]] == ["accepted"] * len(photos), listing
+
+
+def _originals_carry_their_content_type(state_dir: Path, *, user: str, expected: int) -> None:
+    """The upload sent the Content-Type field the POST policy requires (moto's S3 does not enforce the policy, but
+    it stores the field as the object's type)."""
+    import json
+
+    import boto3
+
+    state = json.loads((state_dir / "stack.json").read_text())
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=state["aws_endpoint_url"],
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    listed = s3.list_objects_v2(Bucket=state["bucket"], Prefix=f"uploads/{user}/").get("Contents", [])
+    types = [s3.head_object(Bucket=state["bucket"], Key=o["Key"])["ContentType"] for o in listed]
+    assert types == ["image/jpeg"] * expected

@@ -1,4 +1,4 @@
-"""`avatar bench`: the figures the README quotes, measured the same way every time."""
+"""`avatar bench`: the figures docs/figures.md quotes, measured the same way every time."""
 
 from __future__ import annotations
 

@@ -26,6 +26,8 @@ from avatar_dev.local.runtime import RunningStack
 DEMO_USER = "demo-user"
 # The hard cases go to a second user: several are built from the same selfies as the first user's set.
 HARD_CASES_USER = "demo-hard-cases"
+SELFIE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+
 PROMPTS = (
     "a portrait photo of <<TOK>> as an astronaut, studio lighting",
     "<<TOK>> as a watercolor painting",
@@ -56,9 +58,11 @@ SERVICES = (
 def inputs(faces: Path, hard_cases: list[HardCase] | None = None) -> dict[str, list[HardCase]]:
     """The demo user's selfies and a re-saved copy of the first; the hard-cases user's harder photos (built from the
     selfies unless given)."""
-    selfies = sorted(faces.glob("*.jpg"))
+    selfies = sorted(p for p in faces.iterdir() if p.suffix.lower() in SELFIE_SUFFIXES) if faces.is_dir() else []
     if len(selfies) < 6:
-        raise SystemExit(f"no selfies found in {faces} (at least 6 JPEGs, 10 to train); pass --faces DIR")
+        raise SystemExit(
+            f"{len(selfies)} selfies found in {faces} (JPEG, PNG or WebP; at least 6, 10 to train): pass --faces DIR"
+        )
     own = [HardCase(p.name, p.read_bytes(), (), "selfie") for p in selfies]
     duplicate = HardCase("resaved-copy.jpg", near_duplicate(selfies[0]), (), f"{selfies[0].name} re-saved smaller")
     return {DEMO_USER: [*own, duplicate], HARD_CASES_USER: hard_cases or build_hard_cases(selfies)}

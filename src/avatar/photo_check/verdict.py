@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Reason(StrEnum):
-    """Why a photo was refused. The values are a public, stable contract (API, CLI, README)."""
+    """Why a photo was refused. The values are a public, stable contract (API, CLI, docs/api.md)."""
 
     NOT_AN_IMAGE = "not_an_image"
     UNSUPPORTED_FORMAT = "unsupported_format"
