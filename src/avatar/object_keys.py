@@ -18,7 +18,7 @@ PHOTOS = "photos"
 
 def is_valid_user_id(user_id: str) -> bool:
     """True when `user_id` is safe to use inside a key prefix."""
-    return bool(_USER_ID.match(user_id)) and ".." not in user_id
+    return bool(_USER_ID.fullmatch(user_id)) and ".." not in user_id
 
 
 def new_photo_id() -> str:
@@ -28,7 +28,7 @@ def new_photo_id() -> str:
 
 def is_valid_photo_id(photo_id: str) -> bool:
     """True when `photo_id` has the shape `new_photo_id` makes."""
-    return bool(_PHOTO_ID.match(photo_id))
+    return bool(_PHOTO_ID.fullmatch(photo_id))
 
 
 def upload_key(user_id: str, photo_id: str) -> str:

@@ -52,6 +52,26 @@ def test_anything_outside_the_upload_layout_is_refused(key: str) -> None:
         object_keys.parse_upload_key(key)
 
 
+@pytest.mark.parametrize("trailer", ["\n", "\r\n", " ", "\x00"])
+def test_identifiers_are_matched_whole_so_a_trailing_newline_is_no_id(trailer: str) -> None:
+    photo_id = object_keys.new_photo_id()
+    assert object_keys.is_valid_user_id("alice") and object_keys.is_valid_photo_id(photo_id)
+    assert not object_keys.is_valid_user_id("alice" + trailer)
+    assert not object_keys.is_valid_photo_id(photo_id + trailer)
+    with pytest.raises(InvalidKey):
+        object_keys.parse_upload_key(object_keys.upload_key("alice", photo_id) + trailer)
+    keys = [f"photos/u1/{photo_id}.jpg"]
+    valid = {"user_id": "u1", "job_id": "job-0001", "photo_keys": keys, **dict(TrainingPlan())}
+    TrainingManifest(**valid)
+    for fields in (
+        {"user_id": "u1" + trailer},
+        {"job_id": "job-0001" + trailer},
+        {"photo_keys": [keys[0] + trailer]},
+    ):
+        with pytest.raises(ValidationError):
+            TrainingManifest(**{**valid, **fields})
+
+
 def test_s3_notification_keys_are_url_decoded() -> None:
     [uploaded] = uploaded_objects(json.dumps(event("s3_object_created.json")))
     assert uploaded.key == "uploads/dev+alice@example.com/0123456789abcdef0123456789abcdef"

@@ -129,7 +129,7 @@ class TrainingManifest(TrainingPlan):
     @field_validator("job_id")
     @classmethod
     def _job(cls, value: str) -> str:
-        if not JOB_ID.match(value):
+        if not JOB_ID.fullmatch(value):
             raise ValueError("job_id must be 8-64 letters, digits, '-' or '_'")
         return value
 
@@ -137,7 +137,7 @@ class TrainingManifest(TrainingPlan):
     def _photos_of_this_user(self) -> TrainingManifest:
         prefix = f"{PHOTOS}/{self.user_id}/"
         for key in self.photo_keys:
-            if not key.startswith(prefix) or not _PHOTO_FILE.match(key.removeprefix(prefix)):
+            if not key.startswith(prefix) or not _PHOTO_FILE.fullmatch(key.removeprefix(prefix)):
                 raise ValueError(f"photo key {key!r} is not a normalized photo of user {self.user_id}")
         if len(set(self.photo_keys)) != len(self.photo_keys):
             raise ValueError("photo keys repeat")

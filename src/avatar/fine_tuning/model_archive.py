@@ -80,7 +80,7 @@ def user_model_template(start: Path | None = None) -> Path:
 def triton_model_name(user_id: str, version: str) -> str:
     """The Triton model name inside the archive (SageMaker addresses it by TargetModel, Triton by this)."""
     name = re.sub(r"[^A-Za-z0-9_-]", "_", f"avatar-{user_id}-{version}")[:128]
-    if not _MODEL_NAME.match(name):
+    if not _MODEL_NAME.fullmatch(name):
         raise ValueError(f"cannot make a Triton model name from {user_id!r}, {version!r}")
     return name
 
@@ -166,7 +166,7 @@ def check_members(members: Iterable[tarfile.TarInfo]) -> str:
             or ".." in parts
             or not (member.isfile() or member.isdir())
             or not parts
-            or not _MODEL_NAME.match(parts[0])
+            or not _MODEL_NAME.fullmatch(parts[0])
         ):
             raise UnsafeArchive(f"refusing archive member {member.name!r}")
         tops.add(parts[0])
