@@ -140,7 +140,7 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPR
             url = urlsplit(self.path)
             body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
             match = next(
-                ((r, m) for r in routes if r.method == self.command and (m := r.pattern.match(url.path))), None
+                ((r, m) for r in routes if r.method == self.command and (m := r.pattern.fullmatch(url.path))), None
             )
             if match is None:
                 self._send(404, {"message": "Not Found"}, {})

@@ -316,7 +316,7 @@ def running_stack(
                     )
                     pollers.append(poller)
                 elif event["Type"] == "Schedule":
-                    match = _RATE.match(event["Properties"]["Schedule"])
+                    match = _RATE.fullmatch(event["Properties"]["Schedule"])
                     if match is None:
                         raise NotImplementedError(f"{function_id}: only rate() schedules run locally")
                     seconds = int(match[1]) * _UNIT_SECONDS[match[2].rstrip("s")]

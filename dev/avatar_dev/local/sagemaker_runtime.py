@@ -43,7 +43,7 @@ def _handler(
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             try:
-                match = _PATH.match(self.path.split("?")[0])
+                match = _PATH.fullmatch(self.path.split("?")[0])
                 if match is None:
                     raise EndpointError(404, "ValidationError", f"unknown path {self.path}")
                 if match["api"] == "async-invocations":
