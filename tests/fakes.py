@@ -31,7 +31,7 @@ from avatar.errors import (
     TrainingRefused,
 )
 from avatar.intake.ports import PresignedUpload
-from avatar.records import ModelVersion, Photo, TrainingJob, UserProfile
+from avatar.records import IdempotencyKey, KeyedJob, ModelVersion, Photo, TrainingJob, UserProfile
 from avatar.states import IN_FLIGHT, Transition, can
 from avatar.training_jobs.ports import AsyncInvocation
 
@@ -117,12 +117,12 @@ class FakeTable:
 
     # jobs
     def create_job(
-        self, profile: UserProfile, queued: UserProfile, job: TrainingJob, *, idempotency_key: str | None
+        self, profile: UserProfile, queued: UserProfile, job: TrainingJob, *, idempotency_key: IdempotencyKey | None
     ) -> None:
         self._check()
         with self._lock:
             stored = self.profiles.get(profile.user_id)
-            taken = idempotency_key is not None and (job.user_id, idempotency_key) in self.keys
+            taken = idempotency_key is not None and (job.user_id, idempotency_key.key) in self.keys
             if (
                 stored is None
                 or stored.erasing
@@ -135,9 +135,10 @@ class FakeTable:
             self.profiles[profile.user_id] = stored.model_copy(update=_changes(profile, queued))
             self.jobs[(job.user_id, job.job_id)] = job
             if idempotency_key is not None:
-                self.keys[(job.user_id, idempotency_key)] = (job.job_id, job.created_at + timedelta(days=1))
+                keyed = KeyedJob(job_id=job.job_id, request_sha256=idempotency_key.request_sha256)
+                self.keys[(job.user_id, idempotency_key.key)] = (keyed, job.created_at + timedelta(days=1))
 
-    def job_for_idempotency_key(self, user_id: str, idempotency_key: str, now: datetime) -> str | None:
+    def job_for_idempotency_key(self, user_id: str, idempotency_key: str, now: datetime) -> KeyedJob | None:
         self._check()
         found = self.keys.get((user_id, idempotency_key))
         return found[0] if found and found[1] >= now else None

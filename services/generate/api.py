@@ -14,11 +14,12 @@ from avatar.contracts.generation import GenerationRequest
 from avatar.generation.avatars import RetryPolicy, create_avatars
 from services.generate import dependencies
 from services.generate.settings import get_settings
-from services.http import add_error_handlers, signed_in_user
+from services.http import add_error_handlers, document_api, resolve, route_responses, signed_in_user
 
 logger = Logger(service="generate-api")
 app = APIGatewayHttpResolver(enable_validation=True)
 add_error_handlers(app, logger)
+document_api(app, "Avatar generate API", "Avatars of the signed-in user from a text prompt.")
 
 # Time kept, after the endpoint's retries, for storing and sharing the images before the function's own timeout.
 STORE_SECONDS = 4
@@ -37,7 +38,7 @@ class AvatarsOut(BaseModel):
     images: list[AvatarOut]
 
 
-@app.post("/v1/avatars")
+@app.post("/v1/avatars", responses=route_responses(200, 409, 429, body=True))
 def generate_avatars(request: GenerationRequest) -> AvatarsOut:
     """Generate 1-4 avatars of the user; put `<<TOK>>` where the user goes in the prompt (else it is prepended)."""
     settings = get_settings()
@@ -61,4 +62,4 @@ def generate_avatars(request: GenerationRequest) -> AvatarsOut:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
-    return app.resolve(event, context)
+    return resolve(app, event, context)

@@ -16,13 +16,14 @@ from avatar.contracts.training import TrainingRequest
 from avatar.erasure.erasure import request_erasure
 from avatar.training_jobs.request_training import request_training
 from avatar.training_jobs.status import ModelStatus, model_status
-from services.http import add_error_handlers, signed_in_user
+from services.http import add_error_handlers, document_api, resolve, route_responses, signed_in_user
 from services.orchestrator import dependencies
 from services.orchestrator.settings import get_settings
 
 logger = Logger(service="models-api")
 app = APIGatewayHttpResolver(enable_validation=True)
 add_error_handlers(app, logger)
+document_api(app, "Avatar models API", "Start a fine-tune of the user's model, follow it, and erase the account.")
 
 
 class JobAccepted(BaseModel):
@@ -39,7 +40,7 @@ class ErasureAccepted(BaseModel):
     state: str = "ERASING"
 
 
-@app.post("/v1/models", status_code=202)
+@app.post("/v1/models", status_code=202, responses=route_responses(202, 409, body=True))
 def start_model(
     request: Annotated[TrainingRequest | None, Body()] = None,
     idempotency_key: Annotated[str | None, Header(alias="idempotency-key", max_length=64, pattern=r"^[\w.-]+$")] = None,
@@ -59,7 +60,7 @@ def start_model(
     return JobAccepted(job_id=job.job_id, model_version=job.version, state=job.state.value)
 
 
-@app.get("/v1/models/current")
+@app.get("/v1/models/current", responses=route_responses(200))
 def current_model() -> ModelStatus:
     """The user's model state, the version in use, and the latest job's progress, timings and failure reason."""
     return model_status(
@@ -67,7 +68,7 @@ def current_model() -> ModelStatus:
     )
 
 
-@app.delete("/v1/me", status_code=202)
+@app.delete("/v1/me", status_code=202, responses=route_responses(202, 409))
 def erase_me() -> ErasureAccepted:
     """Erase every trace of the user (photos, models, images, records); generation stops at once."""
     request_erasure(
@@ -79,4 +80,4 @@ def erase_me() -> ErasureAccepted:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
-    return app.resolve(event, context)
+    return resolve(app, event, context)

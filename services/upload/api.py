@@ -12,18 +12,20 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from avatar.contracts.api import ApiBody
 from avatar.intake import uploads
 from avatar.photo_check.verdict import REASON_MESSAGES, FaceBox
-from services.http import add_error_handlers, signed_in_user
+from services.http import add_error_handlers, document_api, resolve, route_responses, signed_in_user
 from services.upload import dependencies
 from services.upload.settings import get_settings
 
 logger = Logger(service="upload-api")
 app = APIGatewayHttpResolver(enable_validation=True)
 add_error_handlers(app, logger)
+document_api(app, "Avatar upload API", "Upload slots for photos, their check verdicts, and deleting photos.")
 
 
-class UploadRequest(BaseModel):
+class UploadRequest(ApiBody):
     """How many photos the client is about to upload."""
 
     count: int = Field(ge=1, le=20, description="Number of upload slots to create (1-20).")
@@ -62,7 +64,7 @@ class PhotoList(BaseModel):
     needed: int
 
 
-@app.post("/v1/photos", status_code=201)
+@app.post("/v1/photos", status_code=201, responses=route_responses(201, 409, body=True))
 def create_uploads(request: UploadRequest) -> Uploads:
     """Reserve photo ids and return a presigned POST for each."""
     slots = uploads.request_uploads(
@@ -76,7 +78,7 @@ def create_uploads(request: UploadRequest) -> Uploads:
     return Uploads(uploads=[Upload(photo_id=s.photo_id, url=s.upload.url, fields=s.upload.fields) for s in slots])
 
 
-@app.get("/v1/photos")
+@app.get("/v1/photos", responses=route_responses(200))
 def list_photos() -> PhotoList:
     """The user's photos with their verdicts."""
     found = uploads.photo_set(
@@ -102,7 +104,7 @@ def list_photos() -> PhotoList:
     )
 
 
-@app.delete("/v1/photos/<photo_id>", status_code=204)
+@app.delete("/v1/photos/<photo_id>", status_code=204, responses=route_responses(204, 404))
 def delete_photo(photo_id: Annotated[str, Path(max_length=64)]) -> None:
     """Delete one of the user's photos and every stored copy of it."""
     uploads.delete_photo(
@@ -113,4 +115,4 @@ def delete_photo(photo_id: Annotated[str, Path(max_length=64)]) -> None:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Lambda entry point."""
-    return app.resolve(event, context)
+    return resolve(app, event, context)

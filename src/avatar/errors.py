@@ -7,6 +7,9 @@ Triton models by answering the request with a Triton error. Nothing branches on 
 
     AvatarError
     ├── InvalidRequest              422  the request breaks a documented bound or combination
+    │   └── IdempotencyKeyReused         an Idempotency-Key sent again with another body
+    ├── MalformedBody               400  a body that is not UTF-8 JSON within the parser's bounds
+    ├── UnsupportedMediaType        415  a body that is not `application/json` (UTF-8)
     ├── Unauthorized                401  no usable signed-in user
     ├── PhotoNotFound               404  no such photo of this user
     ├── AccountErasing              409  the user asked for erasure: nothing new starts
@@ -60,6 +63,26 @@ class InvalidRequest(AvatarError):
 
     code = "invalid_request"
     status = 422
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    """An Idempotency-Key already used with another request body: the first request's answer would not fit."""
+
+    code = "idempotency_key_reused"
+
+
+class MalformedBody(AvatarError):
+    """A body that cannot be read as JSON: not UTF-8, not JSON, nested too deep or with numbers too long."""
+
+    code = "malformed_body"
+    status = 400
+
+
+class UnsupportedMediaType(AvatarError):
+    """A body in a media type (or charset) other than UTF-8 `application/json`."""
+
+    code = "unsupported_media_type"
+    status = 415
 
 
 class Unauthorized(AvatarError):

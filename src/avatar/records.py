@@ -106,6 +106,25 @@ class TrainingJob(BaseModel):
         return self.state in IN_FLIGHT
 
 
+class IdempotencyKey(BaseModel):
+    """A client's Idempotency-Key with a digest of the request it came with: the key answers again only for the same
+    request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    request_sha256: str
+
+
+class KeyedJob(BaseModel):
+    """The job an Idempotency-Key's first request created, and that request's digest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    request_sha256: str
+
+
 def new_job_id() -> str:
     """A fresh job id (also the asynchronous InferenceId and the model's version key)."""
     return uuid.uuid4().hex

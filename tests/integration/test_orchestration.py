@@ -275,6 +275,8 @@ def test_starting_needs_ten_photos_no_job_in_flight_and_options_within_bounds(
     assert status == 202
     status, again = stack.api("POST", "/v1/models", user="carol", headers=headers)
     assert (status, again["job_id"]) == (202, first["job_id"])  # a retried request, not a second job
+    status, body = stack.api("POST", "/v1/models", user="carol", headers=headers, body={"steps": 7})
+    assert (status, body["error"]["code"]) == (422, "idempotency_key_reused")  # not the first job's answer
     status, body = stack.api("POST", "/v1/models", user="carol")
     assert (status, body["error"]["code"]) == (409, "training_in_flight")
     status, body = stack.api("POST", "/v1/models", user=None)  # type: ignore[arg-type]

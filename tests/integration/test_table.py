@@ -14,7 +14,7 @@ from avatar.aws.dynamodb.registry import ModelRegistryTable
 from avatar.aws.dynamodb.users import UserTable
 from avatar.contracts.training import TrainingPlan
 from avatar.errors import ConcurrentUpdate, PhotoNotFound
-from avatar.records import ModelVersion, Photo, TrainingJob, UserProfile
+from avatar.records import IdempotencyKey, KeyedJob, ModelVersion, Photo, TrainingJob, UserProfile
 from avatar.states import ModelState, Transition
 from avatar_dev.local.stack import IntakeStack
 
@@ -31,7 +31,7 @@ def jobs(intake_stack: IntakeStack, table_name: str) -> JobTable:
     return JobTable(intake_stack.dynamodb, table_name)
 
 
-def _queued(jobs: JobTable, user: str = "u1", *, key: str | None = None) -> tuple[UserProfile, TrainingJob]:
+def _queued(jobs: JobTable, user: str = "u1", *, key: IdempotencyKey | None = None) -> tuple[UserProfile, TrainingJob]:
     """A job recorded by QUEUE, as request_training records it."""
     jobs.ensure_user(user, NOW)
     profile = jobs.get_profile(user)
@@ -54,7 +54,7 @@ def _queued(jobs: JobTable, user: str = "u1", *, key: str | None = None) -> tupl
 
 
 def test_a_job_and_its_model_move_only_by_the_state_machine(jobs: JobTable) -> None:
-    stale_profile, job = _queued(jobs, key="k1")
+    stale_profile, job = _queued(jobs, key=IdempotencyKey(key="k1", request_sha256="d1"))
     stored = jobs.get_job("u1", job.job_id)
     assert stored == job  # the plan comes back typed
     profile = jobs.get_profile("u1")
@@ -62,9 +62,14 @@ def test_a_job_and_its_model_move_only_by_the_state_machine(jobs: JobTable) -> N
 
     # A second writer holding the old revision loses the whole transaction: no second job, no second key.
     with pytest.raises(ConcurrentUpdate):
-        jobs.create_job(stale_profile, profile, job.model_copy(update={"job_id": "job-other"}), idempotency_key="k2")
+        jobs.create_job(
+            stale_profile,
+            profile,
+            job.model_copy(update={"job_id": "job-other"}),
+            idempotency_key=IdempotencyKey(key="k2", request_sha256="d2"),
+        )
     assert jobs.get_job("u1", "job-other") is None and jobs.job_for_idempotency_key("u1", "k2", NOW) is None
-    assert jobs.job_for_idempotency_key("u1", "k1", NOW) == job.job_id
+    assert jobs.job_for_idempotency_key("u1", "k1", NOW) == KeyedJob(job_id=job.job_id, request_sha256="d1")
     assert jobs.job_for_idempotency_key("u1", "k1", NOW + timedelta(days=2)) is None  # a day, then forgotten
 
     started = job.model_copy(update={"state": ModelState.TRAINING, "started_at": NOW, "output_location": "s3://b/o"})
@@ -145,7 +150,7 @@ def test_erasure_removes_every_record_but_the_profile_which_goes_last(
 ) -> None:
     photos = PhotoTable(intake_stack.dynamodb, table_name)
     users = UserTable(intake_stack.dynamodb, table_name)
-    _queued(jobs, key="k1")
+    _queued(jobs, key=IdempotencyKey(key="k1", request_sha256="d1"))
     for batch in range(3):  # more items than one BatchWriteItem takes
         photos.add_pending_photos(
             [Photo(user_id="u1", photo_id=f"{batch}{index:031d}", created_at=NOW) for index in range(10)],

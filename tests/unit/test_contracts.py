@@ -12,7 +12,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from avatar import object_keys
 from avatar.contracts.events import EVENTS, AvatarModelReady
-from avatar.contracts.generation import GenerationRequest
+from avatar.contracts.generation import MAX_SEED, GenerationRequest, image_seeds
 from avatar.contracts.orchestrator import EraseUser, OrchestratorMessage, StartTraining
 from avatar.contracts.s3 import uploaded_objects
 from avatar.contracts.sagemaker import AsyncInferenceNotification
@@ -244,3 +244,14 @@ def test_generation_requests_are_validated_and_personalized() -> None:
     assert personalize("portrait, oil painting", "ohwx") == "ohwx portrait, oil painting"
     fixed = GenerationRequest(prompt="x", num_images=4).with_fixed_seed()
     assert fixed.seed is not None and fixed.seed + 3 <= 2**32 - 1  # every image's seed can be sent back
+
+
+@pytest.mark.parametrize("first", [0, MAX_SEED - 2, MAX_SEED])
+def test_every_seed_returned_for_an_image_can_be_sent_back(first: int) -> None:
+    request = GenerationRequest(prompt="p", seed=first, num_images=4)
+    seeds = image_seeds(request)
+    assert seeds[0] == first and len(set(seeds)) == 4
+    for seed in seeds:  # each image alone, made again with the seed returned for it
+        assert image_seeds(GenerationRequest(prompt="p", seed=seed)) == [seed]
+    for _ in range(200):  # a random first seed, anywhere in the range
+        assert all(0 <= s <= MAX_SEED for s in image_seeds(GenerationRequest(prompt="p", num_images=4)))

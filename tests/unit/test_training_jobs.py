@@ -25,6 +25,7 @@ from avatar.contracts.training import (
 from avatar.errors import (
     AccountErasing,
     ConcurrentUpdate,
+    IdempotencyKeyReused,
     InvalidMessage,
     InvalidRequest,
     NotEnoughPhotos,
@@ -244,9 +245,12 @@ def test_starting_needs_ten_photos_no_job_in_flight_and_options_that_work_togeth
     assert invalid.value.status == 422 and invalid.value.details["details"][0]["msg"]
     assert world.table.jobs == {}
 
-    first = world.request("carol", key="retry-1")
-    again = world.request("carol", key="retry-1")
+    first = world.request("carol", key="retry-1", steps=20)
+    again = world.request("carol", key="retry-1", steps=20, seed=None)  # an explicit null means the same
     assert again.job_id == first.job_id  # a retried request, not a second job
+    with pytest.raises(IdempotencyKeyReused) as reused:
+        world.request("carol", key="retry-1", steps=21)  # another request under the same key
+    assert (reused.value.status, reused.value.code) == (422, "idempotency_key_reused")
     with pytest.raises(TrainingInFlight):
         world.request("carol")
     assert len(world.queue.messages) == 1

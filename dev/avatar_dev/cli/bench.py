@@ -30,7 +30,7 @@ def _openapi(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
     else:
         from services.upload.api import app
 
-    print(app.get_openapi_json_schema(title="Avatar API", version="1"))
+    print(app.get_openapi_json_schema())
     return 0
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 REGION = "us-east-1"
 
@@ -20,11 +22,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # listen backlog: many clients connecting at once wait, not get dropped (the default, 5)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client went away: nobody to answer
+        super().handle_error(request, client_address)
+
+
 @contextmanager
 def loopback_server(handler: type[BaseHTTPRequestHandler], *, port: int | None = None) -> Iterator[str]:
     """A threaded HTTP server on 127.0.0.1 (a free port unless given); yields its base URL, stops on exit."""
-    server = ThreadingHTTPServer(("127.0.0.1", port or free_port()), handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", port or free_port()), handler)
     thread = threading.Thread(target=server.serve_forever, name=handler.__name__, daemon=True)
     thread.start()
     try:

@@ -58,7 +58,8 @@ class TokenIssuer:
         return str(jwt.encode({"alg": "RS256"}, claims | {"exp": now + lifetime_seconds}, self._key))
 
     def verify(self, token: str) -> dict[str, Any] | None:
-        """The claims of a valid, unexpired token of this issuer, else None."""
+        """The claims of a valid, unexpired token of this issuer, else None. Like every token Cognito issues, it must
+        say when it expires (`exp`) and was issued (`iat`): a token without an expiry is refused."""
         from joserfc import jwt
         from joserfc.errors import JoseError
         from joserfc.jwt import JWTClaimsRegistry
@@ -66,7 +67,10 @@ class TokenIssuer:
         try:
             decoded = jwt.decode(token, self._key, algorithms=["RS256"])
             JWTClaimsRegistry(
-                iss={"essential": True, "value": ISSUER}, aud={"essential": True, "value": AUDIENCE}
+                iss={"essential": True, "value": ISSUER},
+                aud={"essential": True, "value": AUDIENCE},
+                exp={"essential": True},
+                iat={"essential": True},
             ).validate(decoded.claims)
         except (JoseError, ValueError):
             return None
@@ -128,7 +132,56 @@ def handler_function(dotted: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPRequestHandler]:
+@dataclass(frozen=True)
+class Cors:
+    """The HTTP API's CorsConfiguration, as API Gateway applies it: it answers preflights itself and adds the
+    allowed origin to every answer for an allowed origin."""
+
+    allow_origins: tuple[str, ...]
+    allow_headers: tuple[str, ...]
+    allow_methods: tuple[str, ...]
+
+    def allows(self, origin: str | None) -> bool:
+        return origin is not None and ("*" in self.allow_origins or origin in self.allow_origins)
+
+    def preflight_headers(self, origin: str | None) -> dict[str, str]:
+        if not self.allows(origin):
+            return {}
+        return {
+            "Access-Control-Allow-Origin": "*" if "*" in self.allow_origins else str(origin),
+            "Access-Control-Allow-Methods": ",".join(self.allow_methods),
+            "Access-Control-Allow-Headers": ",".join(h.lower() for h in self.allow_headers),
+        }
+
+    def answer_headers(self, origin: str | None) -> dict[str, str]:
+        if not self.allows(origin):
+            return {}
+        return {"Access-Control-Allow-Origin": "*" if "*" in self.allow_origins else str(origin)}
+
+
+def template_cors(template: dict[str, Any]) -> Cors | None:
+    """The CorsConfiguration of the template's HTTP API (parameters at their defaults), or None without one."""
+    parameters = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+
+    def values(items: list[Any]) -> tuple[str, ...]:
+        return tuple(str(parameters[i["Ref"]]) if isinstance(i, dict) else str(i) for i in items)
+
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::HttpApi" and "CorsConfiguration" in resource["Properties"]:
+            cors = resource["Properties"]["CorsConfiguration"]
+            return Cors(
+                values(cors.get("AllowOrigins", [])),
+                values(cors.get("AllowHeaders", [])),
+                values(cors.get("AllowMethods", [])),
+            )
+    return None
+
+
+# API Gateway's payload limit for an HTTP API request.
+MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+def _request_handler(routes: list[Route], issuer: TokenIssuer, cors: Cors | None) -> type[BaseHTTPRequestHandler]:
     # Powertools' resolver keeps the current event in module state: one invocation at a time per function, as one
     # Lambda execution environment does.
     locks = {route.function_id: threading.Lock() for route in routes}
@@ -136,23 +189,37 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPR
     class ApiHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def __getattr__(self, name: str) -> Any:
+            # http.server looks for do_<METHOD>: every method is answered here, an unknown one with a JSON 404 (no
+            # route has it), as API Gateway answers.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
         def _serve(self) -> None:
             url = urlsplit(self.path)
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+            origin = self.headers.get("Origin")
+            if self.command == "OPTIONS" and cors is not None:
+                self._send(204, b"", cors.preflight_headers(origin))  # before any authorizer, as API Gateway does
+                return
+            body = self._read_body()
+            if body is None:
+                return
             match = next(
                 ((r, m) for r in routes if r.method == self.command and (m := r.pattern.fullmatch(url.path))), None
             )
+            allowed = cors.answer_headers(origin) if cors is not None else {}
             if match is None:
-                self._send(404, {"message": "Not Found"}, {})
+                self._send(404, {"message": "Not Found"}, allowed)
                 return
             route, found = match
             authorization = self.headers.get("Authorization", "")
             claims = issuer.verify(authorization.removeprefix("Bearer ").strip()) if authorization else None
             if claims is None:
-                self._send(401, {"message": "Unauthorized"}, {})  # the JWT authorizer's own answer
+                self._send(401, {"message": "Unauthorized"}, allowed)  # the JWT authorizer's own answer
                 return
             if not set(route.scopes) <= set(str(claims.get("scope", "")).split()):
-                self._send(403, {"message": "Forbidden"}, {})  # e.g. an ID token: no scope
+                self._send(403, {"message": "Forbidden"}, allowed)  # e.g. an ID token: no scope
                 return
             event = {
                 "version": "2.0",
@@ -185,14 +252,40 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPR
             )
             answer = response.get("body") or ""
             raw = base64.b64decode(answer) if response.get("isBase64Encoded") else answer.encode()
-            self._send(int(response["statusCode"]), raw, response.get("headers") or {})
+            self._send(int(response["statusCode"]), raw, (response.get("headers") or {}) | allowed)
 
-        do_GET = do_POST = do_DELETE = do_PUT = _serve  # noqa: N815 (http.server's naming)
+        def _read_body(self) -> bytes | None:
+            """The request's body, or None once a 4xx was answered: a Content-Length that is no count, a body
+            without one, or one over API Gateway's payload limit."""
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                self._refuse(411, "send a Content-Length")
+                return None
+            declared = self.headers.get("Content-Length", "0").strip() or "0"
+            if not declared.isascii() or not declared.isdigit():
+                self._refuse(400, "Content-Length is not a byte count")
+                return None
+            if int(declared) > MAX_BODY_BYTES:
+                self._refuse(413, f"the body is over {MAX_BODY_BYTES} bytes")
+                return None
+            body = self.rfile.read(int(declared))
+            if len(body) < int(declared):
+                self.close_connection = True  # the client stopped sending: nobody is waiting for an answer
+                return None
+            return body
+
+        def _refuse(self, status: int, message: str) -> None:
+            self.close_connection = True  # the rest of the stream cannot be framed
+            self._send(status, {"message": message}, {"Connection": "close"})
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # http.server's own refusals (a malformed request line or header, a line too long) as JSON, not HTML.
+            self.close_connection = True
+            self._send(code, {"message": message or self.responses.get(code, ("Error",))[0]}, {"Connection": "close"})
 
         def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
-            headers = {"Content-Type": "application/json"} | headers
+            headers = ({"Content-Type": "application/json"} if data else {}) | headers
             for name, value in headers.items():
                 if name.lower() != "content-length":
                     self.send_header(name, value)
@@ -207,9 +300,11 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer) -> type[BaseHTTPR
 
 
 @contextmanager
-def local_http_api(routes: list[Route], issuer: TokenIssuer, *, port: int | None = None) -> Iterator[str]:
-    """Serve the routes on 127.0.0.1; yields the API's base URL."""
-    with loopback_server(_request_handler(routes, issuer), port=port) as url:
+def local_http_api(
+    routes: list[Route], issuer: TokenIssuer, *, cors: Cors | None = None, port: int | None = None
+) -> Iterator[str]:
+    """Serve the routes on 127.0.0.1 (with the CORS configuration, if any); yields the API's base URL."""
+    with loopback_server(_request_handler(routes, issuer, cors), port=port) as url:
         yield url
 
 

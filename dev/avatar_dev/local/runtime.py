@@ -29,7 +29,7 @@ from avatar.contracts.events import EVENT_SOURCE
 from avatar.fine_tuning.lmi_handler import TrainingSettings, handle_training_request
 from avatar.object_keys import ASYNC_FAILURES, ASYNC_OUTPUTS
 from avatar_dev.local.event_sources import LambdaContextStub, SqsEventSource
-from avatar_dev.local.http_api import TokenIssuer, handler_function, local_http_api, template_routes
+from avatar_dev.local.http_api import TokenIssuer, handler_function, local_http_api, template_cors, template_routes
 from avatar_dev.local.stack import IntakeStack, reset_services, start_intake_stack
 
 if TYPE_CHECKING:
@@ -328,7 +328,7 @@ def running_stack(
             cleanup.callback(poller.stop)
 
         issuer = TokenIssuer()
-        api_url = cleanup.enter_context(local_http_api(template_routes(template), issuer))
+        api_url = cleanup.enter_context(local_http_api(template_routes(template), issuer, cors=template_cors(template)))
         observed = _observe_events(resources)
         logger.info("local stack ready: API %s", api_url)
         yield RunningStack(

@@ -8,21 +8,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from avatar.contracts.api import ApiBody
 
 if TYPE_CHECKING:
     import numpy as np
 
 # The Triton input tensors of a generate call, in the order of the models' config.pbtxt.
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
-# Image i of a request uses seed + i: the largest first seed leaves room for four images.
-MAX_SEED = 2**32 - 1
+# Seeds are 32-bit; image i of a request uses seed + i, wrapping around, so every seed returned can be sent back.
+SEEDS = 2**32
+MAX_SEED = SEEDS - 1
 
 
-class GenerationRequest(BaseModel):
+class GenerationRequest(ApiBody):
     """One generate call: up to four images of one prompt."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     prompt: str = Field(min_length=1, max_length=500, description="put <<TOK>> where the person goes")
     negative_prompt: str = Field("", max_length=500)
@@ -51,8 +52,15 @@ class GenerationRequest(BaseModel):
 
 
 def first_seed(request: GenerationRequest) -> int:
-    """The request's seed, or a fresh random one (leaving room for `num_images` consecutive seeds)."""
-    return request.seed if request.seed is not None else secrets.randbelow(MAX_SEED - 4)
+    """The request's seed, or a fresh random one."""
+    return request.seed if request.seed is not None else secrets.randbelow(SEEDS)
+
+
+def image_seeds(request: GenerationRequest) -> list[int]:
+    """The seed of each image of the request: `seed + i`, wrapping around within the accepted range, so each image
+    can be made again alone with the seed returned for it."""
+    first = first_seed(request)
+    return [(first + i) % SEEDS for i in range(request.num_images)]
 
 
 @dataclass(frozen=True)

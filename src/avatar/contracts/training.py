@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
+from avatar.contracts.api import ApiBody
 from avatar.object_keys import PHOTOS, is_valid_user_id, model_artifact_key
 from avatar.prompts import TOKEN_PLACEHOLDER
 
@@ -79,10 +80,8 @@ class TrainingOptions(BaseModel):
         return prompt.replace(TOKEN_PLACEHOLDER, self.token)
 
 
-class TrainingRequest(BaseModel):
+class TrainingRequest(ApiBody):
     """Options a user may set for a fine-tune (`POST /v1/models`); everything else comes from the deployment's plan."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     steps: int | None = Field(None, ge=1, le=1500, description="optimizer steps (1-1500; about 0.2 s each on a GPU)")
     rank: int | None = Field(None, ge=4, le=64, description="LoRA rank (4-64); the LoRA grows with it")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from avatar.contracts.generation import GeneratedImage, GenerationRequest, first_seed
+from avatar.contracts.generation import GeneratedImage, GenerationRequest, image_seeds
 from avatar.errors import LoraRefused
 from avatar.lora_format import LORA_WEIGHTS, METADATA_NAME
 from avatar.prompts import personalize
@@ -23,12 +23,12 @@ logger = logging.getLogger(__name__)
 
 def generate_rows(pipeline: Any, requests: Sequence[GenerationRequest]) -> list[list[GeneratedImage]]:
     """Run requests that share steps, guidance and size as one pipeline call; image i of a request uses seed
-    `seed + i`, so each image can be made again alone."""
+    `seed + i` (see `image_seeds`), so each image can be made again alone."""
     import torch
 
     if len({r.sampler_settings for r in requests}) != 1:
         raise ValueError("one pipeline call needs the same steps, guidance scale and size for every request")
-    seeds = [[start + offset for offset in range(r.num_images)] for r, start in ((r, first_seed(r)) for r in requests)]
+    seeds = [image_seeds(r) for r in requests]
     prompts = [r.prompt for r in requests for _ in range(r.num_images)]
     negatives = [r.negative_prompt for r in requests for _ in range(r.num_images)]
     generators = [torch.Generator(device="cpu").manual_seed(seed) for row in seeds for seed in row]

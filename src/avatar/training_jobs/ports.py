@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from avatar.contracts.training import TrainingProgress
-from avatar.records import ModelVersion, Photo, TrainingJob, UserProfile
+from avatar.records import IdempotencyKey, KeyedJob, ModelVersion, Photo, TrainingJob, UserProfile
 from avatar.states import Transition
 
 
@@ -38,13 +38,13 @@ class JobRecords(Protocol):
         ...
 
     def create_job(
-        self, profile: UserProfile, queued: UserProfile, job: TrainingJob, *, idempotency_key: str | None
+        self, profile: UserProfile, queued: UserProfile, job: TrainingJob, *, idempotency_key: IdempotencyKey | None
     ) -> None:
         """Record the job and move the profile from `profile` to `queued` (the QUEUE transition, at its revision,
         unless the user is being erased), with the Idempotency-Key, in one transaction; raises ConcurrentUpdate."""
 
-    def job_for_idempotency_key(self, user_id: str, idempotency_key: str, now: datetime) -> str | None:
-        """The job an earlier request with this key created (within a day), or None."""
+    def job_for_idempotency_key(self, user_id: str, idempotency_key: str, now: datetime) -> KeyedJob | None:
+        """The job an earlier request with this key created (within a day) and that request's digest, or None."""
         ...
 
     def get_job(self, user_id: str, job_id: str) -> TrainingJob | None:

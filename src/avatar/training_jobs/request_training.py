@@ -3,6 +3,7 @@ recorded QUEUED together with the user's model, and queued for the orchestrator.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime
 
@@ -13,13 +14,14 @@ from avatar.contracts.training import TrainingPlan, TrainingRequest
 from avatar.errors import (
     AccountErasing,
     ConcurrentUpdate,
+    IdempotencyKeyReused,
     InvalidRequest,
     NotEnoughPhotos,
     QueueUnavailable,
     TrainingInFlight,
 )
 from avatar.messaging import OrchestratorQueue
-from avatar.records import PHOTOS_NEEDED, TrainingJob, UserProfile, accepted_photos, new_job_id
+from avatar.records import PHOTOS_NEEDED, IdempotencyKey, TrainingJob, UserProfile, accepted_photos, new_job_id
 from avatar.states import IN_FLIGHT, Transition, can, move
 from avatar.training_jobs.outcomes import finish_failed
 from avatar.training_jobs.ports import JobRecords
@@ -54,7 +56,8 @@ def request_training(
 
     `only_first` starts nothing once the user has had a model or a job (the automatic start at the 10th photo).
     """
-    replay = _replayed_job(jobs, user_id, idempotency_key, now)
+    keyed = _keyed(idempotency_key, request)
+    replay = _replayed_job(jobs, user_id, keyed, now)
     if replay is not None:
         return replay
     plan = plan_training(defaults, request)
@@ -86,9 +89,9 @@ def request_training(
         }
     )
     try:
-        jobs.create_job(profile, queued, job, idempotency_key=idempotency_key)
+        jobs.create_job(profile, queued, job, idempotency_key=keyed)
     except ConcurrentUpdate:
-        replay = _replayed_job(jobs, user_id, idempotency_key, now)  # a concurrent retry with the same key won
+        replay = _replayed_job(jobs, user_id, keyed, now)  # a concurrent retry with the same key won
         if replay is not None:
             return replay
         _check_can_start(jobs.get_profile(user_id))
@@ -102,12 +105,27 @@ def request_training(
     return job
 
 
-def _replayed_job(jobs: JobRecords, user_id: str, idempotency_key: str | None, now: datetime) -> TrainingJob | None:
-    """The job an earlier request with the same Idempotency-Key created, if any."""
+def _keyed(idempotency_key: str | None, request: TrainingRequest) -> IdempotencyKey | None:
+    """The key with the digest of the request's meaning (field order, spacing and explicit nulls do not count)."""
     if idempotency_key is None:
         return None
-    earlier = jobs.job_for_idempotency_key(user_id, idempotency_key, now)
-    return jobs.get_job(user_id, earlier) if earlier else None
+    canonical = request.model_dump_json(exclude_none=True)
+    return IdempotencyKey(key=idempotency_key, request_sha256=hashlib.sha256(canonical.encode()).hexdigest())
+
+
+def _replayed_job(jobs: JobRecords, user_id: str, keyed: IdempotencyKey | None, now: datetime) -> TrainingJob | None:
+    """The job an earlier request with the same Idempotency-Key created, if any; raises IdempotencyKeyReused when
+    that request was another one."""
+    if keyed is None:
+        return None
+    earlier = jobs.job_for_idempotency_key(user_id, keyed.key, now)
+    if earlier is None:
+        return None
+    if earlier.request_sha256 != keyed.request_sha256:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was already used with another request body; use a new key for a new request"
+        )
+    return jobs.get_job(user_id, earlier.job_id)
 
 
 def _check_can_start(profile: UserProfile | None) -> None:

@@ -21,7 +21,7 @@ from avatar.aws.dynamodb.table import (
     user_pk,
 )
 from avatar.contracts.training import TrainingPlan
-from avatar.records import ModelVersion, TrainingJob, UserProfile
+from avatar.records import IdempotencyKey, KeyedJob, ModelVersion, TrainingJob, UserProfile
 from avatar.states import IN_FLIGHT, Transition
 
 IDEMPOTENCY_TTL_SECONDS = 86_400
@@ -52,7 +52,7 @@ class JobTable(UserPartition):
     """Training jobs, model versions and the user's model (the training jobs' JobRecords)."""
 
     def create_job(
-        self, profile: UserProfile, queued: UserProfile, job: TrainingJob, *, idempotency_key: str | None
+        self, profile: UserProfile, queued: UserProfile, job: TrainingJob, *, idempotency_key: IdempotencyKey | None
     ) -> None:
         """Record the job, move the profile by QUEUE at its revision and keep the Idempotency-Key, all or nothing;
         raises ConcurrentUpdate."""
@@ -63,20 +63,21 @@ class JobTable(UserPartition):
         if idempotency_key is not None:
             record = {
                 "PK": user_pk(job.user_id),
-                "SK": idempotency_sk(idempotency_key),
+                "SK": idempotency_sk(idempotency_key.key),
                 "type": "idempotency",
                 "job_id": job.job_id,
+                "request_sha256": idempotency_key.request_sha256,
                 "expires_at": int(job.created_at.timestamp()) + IDEMPOTENCY_TTL_SECONDS,
             }
             items.append({"Put": self._put_new(record)})
         self.table.call("transact_write_items", TransactItems=items)
 
-    def job_for_idempotency_key(self, user_id: str, idempotency_key: str, now: datetime) -> str | None:
-        """The job an earlier request with this key created (within a day), or None."""
+    def job_for_idempotency_key(self, user_id: str, idempotency_key: str, now: datetime) -> KeyedJob | None:
+        """The job an earlier request with this key created (within a day) and that request's digest, or None."""
         item = self.table.get({"PK": user_pk(user_id), "SK": idempotency_sk(idempotency_key)})
         if not item or int(item.get("expires_at", 0)) < now.timestamp():
             return None
-        return str(item["job_id"])
+        return KeyedJob(job_id=str(item["job_id"]), request_sha256=str(item["request_sha256"]))
 
     def get_job(self, user_id: str, job_id: str) -> TrainingJob | None:
         """One training job of the user, or None."""
