@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install setup tools lint format test demo bench bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
+.PHONY: install setup tools lint format test demo bench bench-photos bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
 
 setup: $(STAMP)
 
@@ -67,6 +67,11 @@ demo: setup
 
 bench: setup
 	$(BIN)/avatar bench intake
+
+# The worst photos within the photo check's limits, each in a fresh process on one core: the slowest verdict and the
+# highest peak memory (exits 1 over the 2 s / 600 MB goal).
+bench-photos: setup
+	$(BIN)/avatar bench photo-limits
 
 # Unzipped size of the photo-check function's dependencies against Lambda's 250 MB zip limit (downloads from PyPI).
 bench-size: setup

@@ -6,6 +6,7 @@ Shared by the tests, the demo and the benchmarks, so each case states the verdic
 from __future__ import annotations
 
 import io
+import re
 import struct
 import zlib
 from collections.abc import Callable, Sequence
@@ -75,6 +76,18 @@ def phone_photo(selfie: Image.Image, *, size: tuple[int, int] = (4032, 3024), wi
     if with_gps:
         exif.get_ifd(EXIF_GPS_IFD).update({1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)})
     return _jpeg(stored, exif=exif.tobytes())
+
+
+def with_scans(progressive_jpeg: bytes, scans: int, *, max_bytes: int | None = None) -> bytes:
+    """The JPEG with its smallest scan repeated until it has `scans` scans (libjpeg decodes every one again), or as
+    many as fit in `max_bytes`."""
+    starts = [match.start() for match in re.finditer(b"\xff\xda", progressive_jpeg)]
+    ends = [*starts[1:], len(progressive_jpeg) - 2]  # the last scan ends at EOI
+    start, end = min(zip(starts, ends, strict=True), key=lambda span: span[1] - span[0])
+    repeats = max(0, scans - len(starts))
+    if max_bytes is not None:
+        repeats = min(repeats, (max_bytes - len(progressive_jpeg)) // (end - start))
+    return progressive_jpeg[:-2] + progressive_jpeg[start:end] * repeats + b"\xff\xd9"
 
 
 def png_bomb(side: int = 40_000) -> bytes:
@@ -154,6 +167,24 @@ def build_hard_cases(selfie_paths: Sequence[Path]) -> list[HardCase]:
         ),
         ("truncated.jpg", lambda: _jpeg(selfie)[:9000], (Reason.NOT_AN_IMAGE,), "a JPEG cut short"),
         ("animation.gif", lambda: _encode(selfie, "GIF"), (Reason.UNSUPPORTED_FORMAT,), "a GIF"),
+        (
+            "phone-depth.mpo",
+            lambda: _encode(more[3], "MPO", save_all=True, append_images=[more[3].convert("L").convert("RGB")]),
+            ok,
+            "a multi-picture JPEG (MPO) with a depth picture, as phone cameras write",
+        ),
+        (
+            "thousand-scans.jpg",
+            lambda: with_scans(_jpeg(selfie, progressive=True), 1000),
+            (Reason.NOT_AN_IMAGE,),
+            "a progressive JPEG with 1000 scans (each decoded again)",
+        ),
+        (
+            "lossless-30mp.webp",
+            lambda: _encode(Image.new("RGB", (6000, 5000), (128, 128, 128)), "WEBP", lossless=True),
+            (Reason.TOO_MANY_PIXELS,),
+            "a 30 MP lossless WebP of a few hundred bytes (decoded whole: 25 MP at most)",
+        ),
         (
             "bomb-40000x40000.png",
             png_bomb,

@@ -175,6 +175,20 @@ def test_every_function_has_a_log_group_with_retention_and_every_dead_letter_que
     assert watched == dead_letter_queues
 
 
+# The slowest verdict within the photo limits (`make bench-photos`, docs/figures.md: 3.1 s on one core), plus reading
+# a 15 MB upload and writing its normalized copy.
+WORST_PHOTO_SECONDS = 3.2 + 1.0
+
+
+def test_a_full_batch_of_the_slowest_photos_fits_the_photo_check_timeout_with_margin():
+    function = TEMPLATE["Resources"]["PhotoCheckFunction"]["Properties"]
+    batch = function["Events"]["Uploads"]["Properties"]["BatchSize"]
+    assert batch * WORST_PHOTO_SECONDS * 2 <= function["Timeout"]  # one slow batch never times out
+    assert function["MemorySize"] >= 1769  # a full vCPU, where the figure was measured
+    queue = TEMPLATE["Resources"]["PhotoCheckQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]  # as Lambda's SQS event source recommends
+
+
 def test_every_skipped_checkov_rule_has_its_reason():
     lines = (ROOT / ".checkov.yaml").read_text().splitlines()
     skipped = [index for index, line in enumerate(lines) if line.strip().startswith("- CKV_")]

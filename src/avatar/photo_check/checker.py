@@ -51,7 +51,12 @@ def check_photo(
     if size_reason is not None:
         return CheckedPhoto(PhotoVerdict(accepted=False, reasons=(size_reason,)))
     try:
-        image, header = open_photo(data, max_pixels=policy.max_pixels, min_side=policy.min_side)
+        image, header = open_photo(
+            data,
+            max_pixels=policy.max_pixels,
+            min_side=policy.min_side,
+            max_whole_decode_pixels=policy.max_whole_decode_pixels,
+        )
         pixels, scale = decode_upright(image, max_side=policy.working_side)
     except PhotoRefused as refused:
         return CheckedPhoto(PhotoVerdict(accepted=False, reasons=(refused.reason,)))

@@ -13,13 +13,35 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 from avatar.errors import PhotoRefused
 from avatar.photo_check.verdict import Reason
 
-# Pillow format name -> MIME type of the formats we accept.
+# Pillow format name -> MIME type of the formats we accept; only these decoders ever see the bytes. MPO is the JPEG
+# with extra pictures (depth, a second lens) that many phone cameras write: its first picture is the photo.
 SUPPORTED_FORMATS: dict[str, str] = {
     "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
     "PNG": "image/png",
     "WEBP": "image/webp",
     "HEIF": "image/heic",
 }
+# The Pillow openers tried, in this order (an MPO comes through the JPEG opener).
+_OPENERS = ["JPEG", "PNG", "WEBP", "HEIF"]
+# Formats a user might send by mistake, known by their first bytes, so the refusal can name them.
+_OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
+    (b"GIF8", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"8BPS", "PSD"),
+    (b"%PDF", "PDF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\xff\x0a", "JPEG XL"),
+    (b"\x00\x00\x00\x0cJXL ", "JPEG XL"),
+)
+# A JPEG's scans each pass over every block again: cameras write 1 (baseline) to about 10 (progressive) per picture,
+# an MPO a few pictures and thumbnails. Thousands of scans would take minutes to decode.
+MAX_JPEG_SCANS = 40
+# Formats Pillow decodes at a reduced size itself (JPEG's DCT scaling); the others are decoded whole, then reduced.
+_SCALED_DECODE = {"JPEG", "MPO"}
+_DRAFT_MARGIN = 0.9
 
 
 @dataclass(frozen=True)
@@ -39,8 +61,12 @@ def _register_heif_opener() -> None:
     pillow_heif.register_heif_opener()
 
 
-def open_photo(data: bytes, *, max_pixels: int, min_side: int) -> tuple[Image.Image, PhotoHeader]:
-    """Identify the photo by content and check its size from the header alone; raises PhotoRefused."""
+def open_photo(
+    data: bytes, *, max_pixels: int, min_side: int, max_whole_decode_pixels: int | None = None
+) -> tuple[Image.Image, PhotoHeader]:
+    """Identify the photo by content (only the accepted formats' openers look at it) and check its size from the
+    header alone; raises PhotoRefused. JPEGs may have `max_pixels` (they are decoded reduced); formats decoded whole
+    (PNG, WebP, HEIC) `max_whole_decode_pixels`, which bounds the decode's time and memory."""
     _register_heif_opener()
     if not data:
         raise PhotoRefused(Reason.NOT_AN_IMAGE, "the file is empty")
@@ -48,18 +74,25 @@ def open_photo(data: bytes, *, max_pixels: int, min_side: int) -> tuple[Image.Im
         with warnings.catch_warnings():
             # Pillow warns above its own pixel limit; ours is checked right below, before decoding.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=_OPENERS)
     except Image.DecompressionBombError as exc:
         raise PhotoRefused(Reason.TOO_MANY_PIXELS, str(exc)) from exc
     except UnidentifiedImageError as exc:
-        raise PhotoRefused(Reason.NOT_AN_IMAGE, "not a recognised image format") from exc
+        other = next((name for magic, name in _OTHER_FORMATS if data.startswith(magic)), None)
+        if other is not None:
+            raise PhotoRefused(Reason.UNSUPPORTED_FORMAT, f"{other} is not accepted") from exc
+        raise PhotoRefused(Reason.NOT_AN_IMAGE, "not a JPEG, PNG, WebP or HEIC image") from exc
     except Exception as exc:  # a damaged header can raise anything from the parser: it is still a verdict
         raise PhotoRefused(Reason.NOT_AN_IMAGE, f"unreadable image header ({type(exc).__name__})") from exc
-    if image.format not in SUPPORTED_FORMATS:
+    if image.format not in SUPPORTED_FORMATS:  # e.g. an AVIF, which the HEIF opener also reads
         raise PhotoRefused(Reason.UNSUPPORTED_FORMAT, f"{image.format} is not accepted")
+    if image.format in _SCALED_DECODE and (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
+        # Start-of-scan markers cannot occur inside entropy-coded data (0xFF is stuffed there), so this counts scans.
+        raise PhotoRefused(Reason.NOT_AN_IMAGE, f"a JPEG with {scans} scans (a camera writes at most a few dozen)")
     width, height = image.size
-    if width * height > max_pixels:
-        raise PhotoRefused(Reason.TOO_MANY_PIXELS, f"{width}x{height} is over {max_pixels} pixels")
+    limit = max_pixels if image.format in _SCALED_DECODE else (max_whole_decode_pixels or max_pixels)
+    if width * height > limit:
+        raise PhotoRefused(Reason.TOO_MANY_PIXELS, f"{width}x{height} {image.format} is over {limit} pixels")
     if min(width, height) < min_side:
         raise PhotoRefused(Reason.RESOLUTION_TOO_LOW, f"{width}x{height} is under {min_side} on the short side")
     return image, PhotoHeader(format=image.format, width=width, height=height)
@@ -70,10 +103,16 @@ def decode_upright(image: Image.Image, *, max_side: int) -> tuple[np.ndarray, fl
     width, height = image.size
     scale = min(1.0, max_side / max(width, height))
     try:
-        if image.format == "JPEG" and scale < 1.0:
-            # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, several times faster than a full decode.
-            image.draft("RGB", (round(width * scale), round(height * scale)))
+        if image.format in _SCALED_DECODE and scale < 1.0:
+            # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, several times faster than a full decode. It
+            # picks the smallest scale at least the size asked for: asking for 90% of the working size lets an
+            # 8000 px photo decode at 1/4 (2000 px) rather than at 1/2 (4000 px, four times the pixels).
+            image.draft("RGB", (round(width * scale * _DRAFT_MARGIN), round(height * scale * _DRAFT_MARGIN)))
         image.load()
+        factor = int(max(image.size) / max_side)
+        if factor >= 2 and image.mode in _REDUCIBLE_MODES:
+            # Box-reduce by a whole factor first (cheap, little memory), so every step below works on a small copy.
+            image = _keeping_metadata(image, image.reduce(factor))
         upright = ImageOps.exif_transpose(image)
         rgb = _to_srgb(upright)
     except Exception as exc:  # truncated or corrupt pixel data: every input gets a verdict
@@ -82,6 +121,16 @@ def decode_upright(image: Image.Image, *, max_side: int) -> tuple[np.ndarray, fl
         rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
     # exif_transpose may swap width and height; the scale is the same on both axes.
     return np.asarray(rgb), max(rgb.size) / max(width, height)
+
+
+_REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "RGBX", "RGBa", "La", "I", "F", "CMYK"}
+
+
+def _keeping_metadata(original: Image.Image, reduced: Image.Image) -> Image.Image:
+    """`reduced` with the original's EXIF orientation and colour profile, which the steps after it read."""
+    reduced.info = dict(original.info)
+    reduced.getexif().update(original.getexif())
+    return reduced
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:

@@ -13,8 +13,11 @@ class CheckPolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     max_bytes: int = 15 * 1024 * 1024
-    # 48 MP phone photos pass; anything larger is refused from the header, before a pixel is decoded.
+    # Refused from the header, before a pixel is decoded. A JPEG (decoded at 1/2-1/8 scale) may have up to 64 MP:
+    # 48 MP phone photos pass. PNG, WebP and HEIC are decoded whole (about 10 bytes a pixel at the peak, and a 48 MP
+    # HEIC takes 3 s on one core), so they may have 25 MP: the 24 MP HEICs of recent iPhones pass.
     max_pixels: int = 64_000_000
+    max_whole_decode_pixels: int = 25_000_000
     min_side: int = 512
     # Photos are decoded (and kept for training) at most this size on the long side.
     working_side: int = 2048
