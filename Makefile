@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install setup tools lint format test demo bench bench-photos bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
+.PHONY: install setup tools lint format test demo fuzz bench bench-photos bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
 
 setup: $(STAMP)
 
@@ -72,6 +72,11 @@ bench: setup
 # highest peak memory (exits 1 over the 2 s / 600 MB goal).
 bench-photos: setup
 	$(BIN)/avatar bench photo-limits
+
+# 10,000 mutated photos through the photo check and 10,000 malformed bodies through the API handlers (exit 1 on any
+# escape: an exception, a 5xx, an error not in the project's shape); `make test` runs 300 of each.
+fuzz: setup
+	$(BIN)/avatar fuzz --cases 10000
 
 # Unzipped size of the photo-check function's dependencies against Lambda's 250 MB zip limit (downloads from PyPI).
 bench-size: setup

@@ -1,4 +1,4 @@
-"""`avatar bench` (the figures docs/figures.md quotes) and `avatar openapi` (the APIs' documents)."""
+"""`avatar bench` (the figures docs/figures.md quotes), `avatar fuzz` and `avatar openapi` (the APIs' documents)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,12 @@ def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
     from avatar_dev.bench import intake
 
     return intake.run(args.what, as_json=args.json)
+
+
+def _fuzz(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
+    from avatar_dev import fuzz
+
+    return fuzz.run(args.cases, as_json=args.json)
 
 
 def _openapi(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
@@ -65,6 +71,20 @@ def add_commands(commands: Any) -> None:
         "--strategy", choices=["mixed", "grouped"], help="serving: how a batch of users runs (default: mixed)"
     )
     bench.set_defaults(run=_bench)
+
+    fuzz = add_command(
+        commands,
+        "fuzz",
+        help="fuzz the photo check and the API bodies; exit 1 on any escape",
+        example="avatar fuzz --cases 10000 --json",
+        notes=(
+            "Mutated real photos through the photo check, malformed bodies through every POST handler (on a local\n"
+            "AWS). An escape: an exception, a 5xx, or an error answer not in the project's shape."
+        ),
+    )
+    fuzz.add_argument("--cases", type=int, default=10_000, help="cases per target")
+    fuzz.add_argument("--json", action="store_true", help="print one JSON line")
+    fuzz.set_defaults(run=_fuzz)
 
     openapi = add_command(
         commands,

@@ -39,6 +39,11 @@ _API_ROUTES = (
 )
 
 
+def api_module(path: str) -> str | None:
+    """The module of the API handler that owns `path`, as API Gateway routes it; None for no route."""
+    return next((m for prefix, m in _API_ROUTES if path == prefix or path.startswith(prefix + "/")), None)
+
+
 def http_api_event(method: str, path: str, *, user: str | None, body: Any = None) -> dict[str, Any]:
     """An API Gateway HTTP API (v2) event as the JWT authorizer passes it on; `user=None` carries no claims."""
     authorizer = {"jwt": {"claims": {"sub": user, "token_use": "access"}, "scopes": []}} if user is not None else {}
@@ -78,7 +83,7 @@ class IntakeStack:
     def call_api(self, event: dict[str, Any]) -> tuple[int, Any]:
         """Invoke the API handler that owns the event's route; returns (status, JSON body or None)."""
         path = event["rawPath"]
-        module = next((m for prefix, m in _API_ROUTES if path == prefix or path.startswith(prefix + "/")), None)
+        module = api_module(path)
         if module is None:
             return 404, {"message": "Not Found"}  # API Gateway's own answer
         api = importlib.import_module(module)

@@ -74,6 +74,7 @@ def open_photo(
         with warnings.catch_warnings():
             # Pillow warns above its own pixel limit; ours is checked right below, before decoding.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", "Image appears to be a malformed MPO file")  # it is read as a JPEG
             image = Image.open(io.BytesIO(data), formats=_OPENERS)
     except Image.DecompressionBombError as exc:
         raise PhotoRefused(Reason.TOO_MANY_PIXELS, str(exc)) from exc
