@@ -26,6 +26,7 @@ from avatar.errors import (
     EventBusUnavailable,
     PhotoNotFound,
     QueueUnavailable,
+    ServingBusy,
     StorageUnavailable,
     TrainingEndpointBusy,
     TrainingRefused,
@@ -86,9 +87,13 @@ class FakeTable:
             return True
 
     # photos
-    def add_pending_photos(self, photos: list[Photo], upload_expires_at: datetime) -> None:
+    def add_pending_photos(self, photos: list[Photo], upload_expires_at: datetime, *, seen: UserProfile) -> None:
         self._check()
         with self._lock:
+            stored = self.profiles.get(seen.user_id)
+            if stored is None or stored.erasing or stored.photo_revision != seen.photo_revision:
+                raise ConcurrentUpdate("the transaction was cancelled (fake)")
+            self.profiles[seen.user_id] = stored.model_copy(update={"photo_revision": seen.photo_revision + 1})
             for photo in photos:
                 self.photos[(photo.user_id, photo.photo_id)] = photo
 
@@ -390,6 +395,25 @@ class FakeAvatarEndpoint:
         if isinstance(answer, Exception):
             raise answer
         return answer(request)
+
+
+@dataclass
+class FakeServingSide:
+    """The serving side erasure talks to: which models are loaded; `busy` answers first."""
+
+    loaded: set[str] = field(default_factory=set)
+    busy: int = 0
+    asked: list[str] = field(default_factory=list)
+
+    def forget(self, artifact_key: str) -> bool:
+        self.asked.append(artifact_key)
+        if self.busy:
+            self.busy -= 1
+            raise ServingBusy("throttled (fake)")
+        if artifact_key not in self.loaded:
+            return False
+        self.loaded.discard(artifact_key)
+        return True
 
 
 def images_for(request: GenerationRequest) -> list[GeneratedImage]:

@@ -10,6 +10,7 @@ from botocore.config import Config
 from avatar.aws.dynamodb.jobs import JobTable
 from avatar.aws.dynamodb.users import UserTable
 from avatar.aws.eventbridge import EventBus
+from avatar.aws.multi_model_endpoint import MultiModelEndpoint
 from avatar.aws.s3.orchestration import OrchestrationBucket
 from avatar.aws.sqs import OrchestratorQueue
 from avatar.aws.training_endpoint import AsyncTrainingEndpoint
@@ -53,6 +54,15 @@ def training_endpoint() -> AsyncTrainingEndpoint:
 
 
 @cache
+def avatar_endpoint() -> MultiModelEndpoint | None:
+    """The multi-model endpoint serving users' models (erasure makes it forget them), if the deployment names one."""
+    name = get_settings().avatar_endpoint_name
+    if not name:
+        return None
+    return MultiModelEndpoint(boto3.client("sagemaker-runtime", config=_ENDPOINT), name)
+
+
+@cache
 def events() -> EventBus:
     """The event bus."""
     return EventBus(boto3.client("events", config=_RETRIES), get_settings().event_bus_name)
@@ -60,5 +70,5 @@ def events() -> EventBus:
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    for cached in (get_settings, job_table, user_table, files, queue, training_endpoint, events):
+    for cached in (get_settings, job_table, user_table, files, queue, training_endpoint, avatar_endpoint, events):
         cached.cache_clear()

@@ -21,6 +21,8 @@ class OrchestratorSettings(BaseSettings):
     bucket_name: str
     queue_url: str
     training_endpoint_name: str = "avatar-training"
+    # The multi-model endpoint serving users' models: erasure asks it to forget them. None: not asked.
+    avatar_endpoint_name: str | None = None
     event_bus_name: str = "default"
     # SageMaker's asynchronous limit is one hour per invocation.
     invocation_timeout_seconds: int = Field(3600, ge=60, le=3600)

@@ -47,6 +47,7 @@ def handle_record(record: OrchestratorRecord) -> None:
             files=dependencies.files(),
             events=dependencies.events(),
             now=now,
+            serving=dependencies.avatar_endpoint(),
         )
         return
     try:

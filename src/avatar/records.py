@@ -65,6 +65,9 @@ class UserProfile(BaseModel):
     current_version: int | None = None
     active_job_id: str | None = None
     jobs_started: int = 0
+    # Moves with every reservation of upload slots, which is conditional on it: the photo limit holds when many
+    # requests reserve at once (a stale count cannot be written).
+    photo_revision: int = 0
     erasing_since: datetime | None = None
     created_at: datetime
     updated_at: datetime

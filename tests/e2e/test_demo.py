@@ -27,7 +27,7 @@ def test_demo_runs_the_whole_flow_and_writes_a_report(
     assert demo == 0
     printed = capsys.readouterr().out
     assert "demo-user: 11 accepted, 0 more needed to train" in printed
-    assert "demo-hard-cases: 6 accepted, 4 more needed to train" in printed
+    assert "demo-hard-cases: 7 accepted, 3 more needed to train" in printed
     assert "AvatarModelReady (version 1)" in printed and "local stack stopped" in printed
     # The training followed to its end (each phase's line is tested below: a tiny job outruns the polling), and
     # every refusal in words
@@ -46,12 +46,12 @@ def test_demo_runs_the_whole_flow_and_writes_a_report(
     ]
     assert order == sorted(order)
     assert "width=device-width" in report  # reads on a phone
-    assert report.count("class=box") >= 17  # the face box on every accepted photo
+    assert report.count("class=box") >= 18  # the face box on every accepted photo
     assert f"the same photo as <b>{selfies[0].name}</b>" in report
     for placeholder in ("an empty file", "not an image: nothing to show", "40000x40000 pixels", "a damaged image"):
         assert placeholder in report, placeholder
     assert "<h3>Loss</h3>" in report and report.count("class=bar") >= 4  # the timeline of the training
-    assert len(list((out / "normalized").glob("*.jpg"))) == 17
+    assert len(list((out / "normalized").glob("*.jpg"))) == 18  # 11 selfies and 7 accepted hard cases
     assert len(list((out / "prepared").glob("*.png"))) == 11
     assert len(list((out / "avatars").glob("*.png"))) == 6  # three prompts, two images each
 

@@ -122,8 +122,12 @@ class ModelsStack:
         table = self.table
         table.ensure_user(user, now)
         ids = [uuid.uuid4().hex for _ in photos]
+        profile = table.get_profile(user)
+        assert profile is not None
         table.add_pending_photos(
-            [Photo(user_id=user, photo_id=i, created_at=now) for i in ids], upload_expires_at=now + timedelta(minutes=5)
+            [Photo(user_id=user, photo_id=i, created_at=now) for i in ids],
+            upload_expires_at=now + timedelta(minutes=5),
+            seen=profile,
         )
         for photo_id, data in zip(ids, photos, strict=True):
             key = object_keys.normalized_photo_key(user, photo_id)

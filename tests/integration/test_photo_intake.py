@@ -210,6 +210,73 @@ def test_a_user_cannot_hold_more_photos_than_the_limit(intake_stack: IntakeStack
     assert (status, body["error"]["code"]) == (409, "too_many_photos")
 
 
+def _reserve(user: str, count: int, photos: Any = None) -> int:
+    """Reserve upload slots through the use case with the API's own adapters; the slots made, or the refusal's code."""
+    from datetime import UTC, datetime
+
+    from avatar.errors import AvatarError
+    from avatar.intake.uploads import request_uploads
+    from services.upload.settings import get_settings
+
+    try:
+        slots = request_uploads(
+            user,
+            count,
+            photos=photos or dependencies.photo_table(),
+            files=dependencies.photo_bucket(),
+            limits=get_settings().limits,
+            now=datetime.now(UTC),
+        )
+    except AvatarError as error:
+        return -error.status
+    return len(slots)
+
+
+def test_the_photo_limit_holds_when_many_requests_reserve_at_once(intake_stack: IntakeStack) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # GIVEN 16 requests for 5 slots each at once, for a user who may keep 40 photos
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda _: _reserve("racer", 5), range(16)))
+
+    # THEN at most 8 got their slots, and what was granted is what is stored; the others were told the limit or to
+    # try again (409, retryable when another request won the race)
+    granted = sum(a for a in answers if a > 0)
+    assert all(a in (5, -409) for a in answers), answers
+    assert 5 <= granted <= 40 and granted == len(_photos(intake_stack, "racer")["photos"])
+    # AND whoever tries again is served up to the limit exactly, then refused
+    while granted < 40:
+        assert _reserve("racer", 5) == 5
+        granted += 5
+    assert _reserve("racer", 1) == -409 and len(_photos(intake_stack, "racer")["photos"]) == 40
+
+
+def test_no_upload_slot_is_recorded_once_the_erasure_has_begun(intake_stack: IntakeStack) -> None:
+    from datetime import UTC, datetime
+
+    from services.orchestrator.dependencies import user_table
+
+    table = dependencies.photo_table()
+    assert _reserve("leaver", 2) == 2
+    before = table.get_profile("leaver")
+
+    class ReadBeforeTheErasure:  # the request read the profile just before DELETE /v1/me marked it
+        stale = True
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(table, name)
+
+        def get_profile(self, user_id: str) -> Any:
+            if self.stale:
+                self.stale = False
+                return before
+            return table.get_profile(user_id)
+
+    user_table().mark_erasing("leaver", datetime.now(UTC))
+    assert _reserve("leaver", 3, photos=ReadBeforeTheErasure()) == -409  # account_erasing, nothing recorded
+    assert len(table.list_photos("leaver")) == 2
+
+
 def test_openapi_document_describes_the_routes() -> None:
     schema = json.loads(api.app.get_openapi_json_schema(title="Avatar API", version="1"))
     assert {"/v1/photos", "/v1/photos/{photo_id}"} <= set(schema["paths"])

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -342,3 +343,51 @@ def test_mixed_batches_and_reused_slots_make_the_same_images_as_one_user_at_a_ti
     assert again[0].png == alone[0][0].png  # the slot was reused for user 2 and 3, then user 1 came back intact
     assert (tight.loras.loads, tight.loras.evictions) == (4, 3)
     assert tight.slot(tight.loras.resident[0]) == "slot1"  # one set of LoRA layers, weights swapped in place
+
+
+def test_erasure_unloads_the_users_model_and_removes_its_files_from_the_serving_side(
+    stack: GenerateStack, serving: LocalServing, user_models: list[Path], cache_dir: Path
+):
+    import tritonclient.http as httpclient
+
+    from avatar.erasure.erasure import erase_user
+    from services.orchestrator import dependencies as orchestrator
+
+    stack.ready_user("zed-erased", user_models[2])
+    stack.ready_user("yan-stays", user_models[3])
+    for user in ("zed-erased", "yan-stays"):
+        assert stack.generate(user, {"prompt": "x", **SMALL})[0] == 200
+    repository = serving.server.repository
+    with tarfile.open(user_models[2]) as archive:
+        name = archive.getnames()[0].split("/")[0]  # the Triton model the archive holds
+    assert (repository / name / "1" / "lora").is_dir()  # its folder, LoRA and metadata
+
+    os.environ.update(stack.intake.stack.function_environment("OrchestratorFunction"))
+    orchestrator.reset()
+    try:
+        orchestrator.user_table().mark_erasing("zed-erased", datetime.now(UTC))
+        report = erase_user(
+            "zed-erased",
+            users=orchestrator.user_table(),
+            files=orchestrator.files(),
+            events=orchestrator.events(),
+            now=datetime.now(UTC),
+            serving=orchestrator.avatar_endpoint(),
+        )
+    finally:
+        orchestrator.reset()
+    assert report.models_forgotten == 1
+
+    # Nothing of the model is left on the serving side: no folder, LoRA or metadata in the repository or the cache.
+    leftovers = [p for folder in (repository, cache_dir) for p in folder.rglob("*") if name in str(p)]
+    assert leftovers == []
+    client = httpclient.InferenceServerClient(serving.server.http_url)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and client.is_model_ready(name):
+            time.sleep(0.2)  # it unloads itself once its answer is sent
+        assert not client.is_model_ready(name)
+        assert client.is_model_ready("avatar_base")
+    finally:
+        client.close()
+    assert stack.generate("yan-stays", {"prompt": "x", **SMALL})[0] == 200  # the others are served as before

@@ -152,9 +152,12 @@ def test_erasure_removes_every_record_but_the_profile_which_goes_last(
     users = UserTable(intake_stack.dynamodb, table_name)
     _queued(jobs, key=IdempotencyKey(key="k1", request_sha256="d1"))
     for batch in range(3):  # more items than one BatchWriteItem takes
+        profile = photos.get_profile("u1")
+        assert profile is not None
         photos.add_pending_photos(
             [Photo(user_id="u1", photo_id=f"{batch}{index:031d}", created_at=NOW) for index in range(10)],
             upload_expires_at=NOW,
+            seen=profile,
         )
     _queued(jobs, user="u2")
 

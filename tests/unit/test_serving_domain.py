@@ -64,6 +64,18 @@ def test_the_cache_evicts_the_least_recently_used_beyond_its_count():
     assert (cache.loads, cache.evictions) == (3, 1)
 
 
+def test_an_erased_users_lora_is_dropped_at_once_and_only_it():
+    host = RecordingHost()
+    cache = LoraCache(host, max_loras=4, max_bytes=1000)
+    cache.ensure(_lora("a"))
+    cache.ensure(_lora("b"))
+
+    assert cache.drop("a") and not cache.drop("a")  # a second forget finds nothing
+
+    assert host.loaded == ["b"] and cache.resident == ["b"]
+    assert host.events[-1] == "unload a"
+
+
 def test_the_cache_keeps_within_its_memory_budget_and_never_evicts_what_a_batch_needs():
     host = RecordingHost()
     cache = LoraCache(host, max_loras=10, max_bytes=25)

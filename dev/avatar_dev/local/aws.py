@@ -45,14 +45,39 @@ def loopback_server(handler: type[BaseHTTPRequestHandler], *, port: int | None =
         server.server_close()
 
 
+def _moto_server(port: int) -> Any:
+    """moto's threaded server, with DynamoDB's requests one at a time: moto's in-memory table is not safe under
+    concurrent writes (two transactions interleave, or one fails with a 500), while DynamoDB applies each
+    condition and transaction atomically. Only DynamoDB is serialized: SQS long polls must not hold the others."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    one_at_a_time = threading.Lock()
+
+    class Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+
+            def serve(environ: dict[str, Any], start_response: Any) -> Any:
+                if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+                    return app(environ, start_response)
+                with one_at_a_time:
+                    return list(app(environ, start_response))
+
+            self._server = make_server(self._ip_address, self._port, serve, True, request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return Server(ip_address="127.0.0.1", port=port, verbose=False)
+
+
 @contextmanager
 def local_aws(region: str = REGION) -> Iterator[str]:
     """Start moto on a free loopback port, point boto3 at it, and restore the environment afterwards."""
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request access log
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = _moto_server(port)
     server.start()
     saved = dict(os.environ)
     endpoint = f"http://127.0.0.1:{port}"

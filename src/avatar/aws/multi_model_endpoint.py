@@ -6,13 +6,13 @@ Triton container expects it; TargetModel is the user's artifact key below the en
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Any
 
-import numpy as np
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
-from avatar.contracts.generation import GeneratedImage, GenerationRequest
+from avatar.contracts.generation import FORGET, GeneratedImage, GenerationRequest
 from avatar.errors import GenerationRejected, ServingBusy
 from avatar.object_keys import target_model
 
@@ -35,12 +35,23 @@ def json_header_length(content_type: str) -> int | None:
     return int(content_type.split("json-header-size=")[1].split(";")[0])
 
 
+def forget_request() -> tuple[bytes, str]:
+    """The InvokeEndpoint body and content type that ask a per-user model to forget its user (Triton's JSON form:
+    the orchestrator, which sends it, carries no tritonclient or NumPy)."""
+    inputs = [
+        {"name": "prompt", "shape": [1], "datatype": "BYTES", "data": [""]},
+        {"name": FORGET, "shape": [1], "datatype": "BOOL", "data": [True]},
+    ]
+    return json.dumps({"inputs": inputs}).encode(), "application/json"
+
+
 def request_tensors(request: GenerationRequest) -> list[Any]:
     """The request as Triton inputs (every field the user model reads, so requests batch together)."""
+    import numpy as np
     import tritonclient.http as httpclient
     from tritonclient.utils import np_to_triton_dtype
 
-    values: dict[str, np.ndarray] = {
+    values: dict[str, Any] = {
         "prompt": np.array([request.prompt.encode()], dtype=np.object_),
         "negative_prompt": np.array([request.negative_prompt.encode()], dtype=np.object_),
         "steps": np.array([request.steps], dtype=np.int32),
@@ -122,6 +133,27 @@ class MultiModelEndpoint:
             raise ServingBusy(f"endpoint call failed: {exc}") from exc
         self._prepared_for.pop(artifact_key, None)
         return decode_images(response["Body"].read(), response.get("ContentType", ""))
+
+    def forget(self, artifact_key: str) -> bool:
+        """Ask the user's model to forget its user (erasure): True when it was loaded and did; False when the endpoint
+        could not reach it loaded (its artifact is deleted first, so it cannot be loaded again). Raises ServingBusy
+        when the endpoint throttles or is down: the caller tries again."""
+        body, content_type = forget_request()
+        try:
+            self._client.invoke_endpoint(
+                EndpointName=self._endpoint, TargetModel=target_model(artifact_key), Body=body, ContentType=content_type
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+            if code in _BUSY_CODES or status in _BUSY_STATUS:  # loading (it may hold the user), throttled, down
+                raise ServingBusy(f"{code or status}: {exc.response.get('Error', {}).get('Message', '')}") from exc
+            return False  # not loaded (its model data is gone), or loading it failed: nothing serves it
+        except (ConnectionError, ReadTimeoutError) as exc:
+            raise ServingBusy(f"endpoint unreachable: {exc}") from exc
+        except BotoCoreError as exc:
+            raise ServingBusy(f"endpoint call failed: {exc}") from exc
+        return True
 
     def _prepare_instance(self, artifact_key: str) -> None:
         """Invoke the setup model, which puts the models' Python environment in place and preloads the shared base

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 # The Triton input tensors of a generate call, in the order of the models' config.pbtxt.
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
+# An optional boolean input of the per-user and shared models: true asks the per-user model to forget its user (drop
+# the LoRA from the shared base, delete its files, unload itself) instead of generating; erasure sends it.
+FORGET = "forget"
 # Seeds are 32-bit; image i of a request uses seed + i, wrapping around, so every seed returned can be sent back.
 SEEDS = 2**32
 MAX_SEED = SEEDS - 1

@@ -1,4 +1,4 @@
-"""What erasure needs from the outside: the user's records and every object stored for them."""
+"""What erasure needs from the outside: the user's records, every object stored for them, and the serving side."""
 
 from __future__ import annotations
 
@@ -28,6 +28,15 @@ class UserRecords(Protocol):
 
     def forget_user(self, user_id: str) -> None:
         """Delete the erasing profile, the last record."""
+
+
+class ServingSide(Protocol):
+    """Where the user's models may be loaded: the multi-model endpoint."""
+
+    def forget(self, artifact_key: str) -> bool:
+        """Make the model of this artifact drop its LoRA, delete its files and unload; True when it was loaded.
+        Raises ServiceUnavailable when the endpoint cannot be reached for now."""
+        ...
 
 
 class UserFiles(Protocol):

@@ -27,8 +27,9 @@ class PhotoRecords(Protocol):
     def ensure_user(self, user_id: str, now: datetime) -> None:
         """Create the user's profile (state COLLECTING) unless it exists."""
 
-    def add_pending_photos(self, photos: list[Photo], upload_expires_at: datetime) -> None:
-        """Record new pending photos; each must not exist yet."""
+    def add_pending_photos(self, photos: list[Photo], upload_expires_at: datetime, *, seen: UserProfile) -> None:
+        """Record new pending photos (each must not exist yet) and move the profile's photo revision on from
+        `seen`'s, in one transaction; raises ConcurrentUpdate when the revision moved or the user is being erased."""
 
     def list_photos(self, user_id: str) -> list[Photo]:
         """All photos of the user."""

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from avatar import object_keys
-from avatar.errors import AccountErasing, PhotoNotFound, TooManyPhotos
+from avatar.errors import AccountErasing, ConcurrentUpdate, PhotoNotFound, TooManyPhotos
 from avatar.intake.ports import PhotoFiles, PhotoRecords, PresignedUpload
 from avatar.records import PHOTOS_NEEDED, Photo, PhotoStatus
+
+# Reservations that lose a race read the profile again this many times in all before answering 409 (retryable).
+RESERVE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -54,18 +57,27 @@ def request_uploads(
     limits: IntakeLimits,
     now: datetime,
 ) -> list[UploadSlot]:
-    """Reserve `count` photo ids for the user and presign one upload for each."""
-    profile = photos.get_profile(user_id)
-    if profile is not None and profile.erasing:
-        raise AccountErasing("your account is being erased")
-    live = _live_photos(photos.list_photos(user_id), limits, now)
-    if len(live) + count > limits.max_photos_per_user:
-        raise TooManyPhotos(
-            f"you have {len(live)} photos and may keep at most {limits.max_photos_per_user}; delete some first"
-        )
-    photos.ensure_user(user_id, now)
-    reserved = [Photo(user_id=user_id, photo_id=object_keys.new_photo_id(), created_at=now) for _ in range(count)]
-    photos.add_pending_photos(reserved, upload_expires_at=now + limits.upload_url_ttl)
+    """Reserve `count` photo ids for the user and presign one upload for each. The reservation is conditional on the
+    profile as read (its photo revision, and no erasure), so concurrent requests cannot pass the limit together and
+    no slot is recorded once an erasure has begun; raises TooManyPhotos, AccountErasing or ConcurrentUpdate."""
+    for _ in range(RESERVE_ATTEMPTS):
+        photos.ensure_user(user_id, now)
+        profile = photos.get_profile(user_id)
+        if profile is None or profile.erasing:  # None: the erasure forgot the profile just now
+            raise AccountErasing("your account is being erased")
+        live = _live_photos(photos.list_photos(user_id), limits, now)
+        if len(live) + count > limits.max_photos_per_user:
+            raise TooManyPhotos(
+                f"you have {len(live)} photos and may keep at most {limits.max_photos_per_user}; delete some first"
+            )
+        reserved = [Photo(user_id=user_id, photo_id=object_keys.new_photo_id(), created_at=now) for _ in range(count)]
+        try:
+            photos.add_pending_photos(reserved, upload_expires_at=now + limits.upload_url_ttl, seen=profile)
+            break
+        except ConcurrentUpdate:
+            continue  # another reservation (or the erasure) moved the profile: read it again
+    else:
+        raise ConcurrentUpdate("many uploads were requested at once; try again")
     ttl = int(limits.upload_url_ttl.total_seconds())
     return [
         UploadSlot(

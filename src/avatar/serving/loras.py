@@ -134,6 +134,15 @@ class LoraCache:
         """Bytes of the loaded LoRAs' weights."""
         return sum(lora.size_bytes for lora in self._loaded.values())
 
+    def drop(self, lora_id: str) -> bool:
+        """Unload one LoRA now (its user was erased); False when it was not loaded."""
+        with self._lock:
+            if self._loaded.pop(lora_id, None) is None:
+                return False
+            self._host.unload_lora(lora_id)
+            logger.info("dropped LoRA %s", lora_id)
+            return True
+
     def ensure(self, lora: Lora, *, keep: frozenset[str] = frozenset()) -> None:
         """Make `lora` loaded and most recently used, evicting the least recently used ones (never `keep`)."""
         if lora.size_bytes > self._max_bytes:

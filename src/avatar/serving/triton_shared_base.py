@@ -5,8 +5,9 @@ It lives in the package, not only in `gpu/triton/avatar_base/1/model.py` (which 
 model can load the shared base on any server, with `avatar.serving.base_definition`, even where the base is not in the
 model repository: on a SageMaker multi-model endpoint every model comes from its own TargetModel folder.
 
-Each request names its LoRA folder (checked once, then loaded into the cache) and what to generate. Every request
-gets its own answer or its own error.
+Each request names its LoRA folder (checked once, then loaded into the cache) and what to generate, or asks to forget
+that folder's LoRA (its user is erased). A LoRA whose files are gone is dropped and refused. Every request gets its own
+answer or its own error.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 from pydantic import ValidationError
 
-from avatar.contracts.generation import INPUTS, request_from_tensors
+from avatar.contracts.generation import FORGET, INPUTS, request_from_tensors
 from avatar.errors import LoraRefused
+from avatar.lora_format import LORA_WEIGHTS
 from avatar.serving.loras import Lora
 from avatar.serving.settings import get_settings
 from avatar.serving.shared_base import LoraRequest, SharedBase
@@ -28,6 +30,15 @@ from avatar.serving.shared_base import LoraRequest, SharedBase
 
 def _error(message: str) -> Any:
     return pb_utils.InferenceResponse(error=pb_utils.TritonError(message))
+
+
+def _empty_answer() -> Any:
+    return pb_utils.InferenceResponse(
+        output_tensors=[
+            pb_utils.Tensor("images", np.array([[]], dtype=np.object_)),
+            pb_utils.Tensor("seeds", np.zeros((1, 0), dtype=np.int64)),
+        ]
+    )
 
 
 class TritonPythonModel:
@@ -45,18 +56,31 @@ class TritonPythonModel:
         )
         self._opened: dict[Path, Lora] = {}  # checked once per folder; the cache may still evict its weights
 
-    def _lora(self, request: Any) -> Lora:
-        folder = Path(pb_utils.get_input_tensor_by_name(request, "lora").as_numpy().reshape(-1)[0].decode())
+    def _lora(self, folder: Path) -> Lora:
+        if folder in self._opened and not (folder / LORA_WEIGHTS).is_file():
+            self._forget(folder)  # its files are gone (an erased user, an unloaded model): never serve it again
         if folder not in self._opened:
-            self._opened[folder] = self._base.open_lora(folder)
+            self._opened[folder] = self._base.open_lora(folder)  # raises LoraRefused for a folder without files
         return self._opened[folder]
+
+    def _forget(self, folder: Path) -> None:
+        """Drop the folder's LoRA from the cache (memory) and from what was checked."""
+        lora = self._opened.pop(folder, None)
+        if lora is not None:
+            self._base.loras.drop(lora.lora_id)
 
     def execute(self, requests: list[Any]) -> list[Any]:
         responses: list[Any] = [None] * len(requests)
         batch: list[tuple[int, LoraRequest]] = []
         for index, request in enumerate(requests):
             try:
-                lora = self._lora(request)
+                folder = Path(pb_utils.get_input_tensor_by_name(request, "lora").as_numpy().reshape(-1)[0].decode())
+                forget = pb_utils.get_input_tensor_by_name(request, FORGET)
+                if forget is not None and bool(forget.as_numpy().reshape(-1)[0]):
+                    self._forget(folder)
+                    responses[index] = _empty_answer()
+                    continue
+                lora = self._lora(folder)
                 tensors = {}
                 for name in INPUTS:
                     tensor = pb_utils.get_input_tensor_by_name(request, name)

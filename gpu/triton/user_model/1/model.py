@@ -7,11 +7,18 @@ bad LoRA fails the load with the reason. Requests go to the shared base through 
 the base loads the LoRA into its cache on the first one (Triton 2.51 allows BLS only in `execute`). Only when the
 base cannot be loaded (or is turned off with an empty AVATAR_BASE_MODEL_NAME, as the reference design in the serving
 benchmark does) does it load a private pipeline, and says so loudly. It imports no ML library unless it falls back.
+
+Erasure sends a request with `forget` true: the shared base drops the LoRA from its cache, this model deletes its
+folder (LoRA, metadata naming the user, config) and unloads itself once the answer is sent; until then it refuses
+to generate.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,8 @@ import triton_python_backend_utils as pb_utils
 
 # avatar.contracts.generation.INPUTS, repeated: that module imports pydantic, which would weigh on every resident user.
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
+FORGET = "forget"  # avatar.contracts.generation.FORGET
+UNLOAD_DELAY_SECONDS = 1.0  # after the forget answer is sent: a model cannot unload itself while it is executing
 # Read here rather than through avatar.serving.settings (pydantic-settings), which would weigh on every resident user.
 BASE = os.environ.get("AVATAR_BASE_MODEL_NAME", "avatar_base")
 EXECUTION_ENV = os.environ.get("AVATAR_TRITON_EXECUTION_ENV") or None  # ServingSettings.triton_execution_env
@@ -46,6 +55,7 @@ class TritonPythonModel:
 
         self._lora = Path(self._repository) / args["model_version"] / LORA_FOLDER
         self._private: Any = None
+        self._forgotten = False
         try:
             self._ensure_base()
         except BaseUnavailable as exc:
@@ -80,9 +90,50 @@ class TritonPythonModel:
             raise BaseUnavailable(str(exc)) from exc
 
     def execute(self, requests: list[Any]) -> list[Any]:
-        if self._private is not None:
-            return [self._execute_privately(request) for request in requests]
-        return [self._forward(request) for request in requests]
+        answers = []
+        for request in requests:
+            forget = pb_utils.get_input_tensor_by_name(request, FORGET)
+            if forget is not None and bool(forget.as_numpy().reshape(-1)[0]):
+                answers.append(self._forget())
+            elif self._forgotten:
+                answers.append(pb_utils.InferenceResponse(error=pb_utils.TritonError("this user's model was erased")))
+            elif self._private is not None:
+                answers.append(self._execute_privately(request))
+            else:
+                answers.append(self._forward(request))
+        return answers
+
+    def _forget(self) -> Any:
+        """Erasure: the shared base drops this LoRA; this model's folder goes; the model unloads itself after
+        answering. Safe to repeat."""
+        if self._private is None and not self._forgotten and pb_utils.is_model_ready(BASE):
+            inputs = [
+                pb_utils.Tensor("lora", np.array([[str(self._lora).encode()]], dtype=np.object_)),
+                pb_utils.Tensor("prompt", np.array([[b""]], dtype=np.object_)),
+                pb_utils.Tensor(FORGET, np.array([[True]], dtype=np.bool_)),
+            ]
+            answer = self._call_base(inputs)
+            if answer.has_error():  # the caller retries: nothing was deleted yet
+                return pb_utils.InferenceResponse(error=pb_utils.TritonError(answer.error().message()))
+        self._private = None
+        shutil.rmtree(self._repository, ignore_errors=True)
+        if not self._forgotten:
+            self._forgotten = True
+            threading.Thread(target=self._unload_soon, name=f"unload-{self._name}", daemon=True).start()
+        self._logger.log_info(f"{self._name}: forgotten (erasure)")
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor("images", np.array([], dtype=np.object_)),
+                pb_utils.Tensor("seeds", np.zeros(0, dtype=np.int64)),
+            ]
+        )
+
+    def _unload_soon(self) -> None:
+        time.sleep(UNLOAD_DELAY_SECONDS)
+        try:
+            pb_utils.unload_model(self._name)
+        except Exception as exc:  # the endpoint unloads it in time anyway; its files are gone already
+            self._logger.log_warn(f"{self._name}: could not unload itself after erasure: {exc}")
 
     def _forward(self, request: Any) -> Any:
         inputs = [pb_utils.Tensor("lora", np.array([[str(self._lora).encode()]], dtype=np.object_))]

@@ -7,7 +7,7 @@ from typing import Any
 
 from avatar.aws.dynamodb.table import UserPartition, photo_sk, to_item, user_pk
 from avatar.errors import PhotoNotFound
-from avatar.records import Photo
+from avatar.records import Photo, UserProfile
 
 PENDING_SLOT_TTL_SECONDS = 86_400  # a slot never uploaded to is deleted by DynamoDB's TTL a day after its window
 
@@ -21,22 +21,34 @@ def photo_item(photo: Photo) -> dict[str, Any]:
 class PhotoTable(UserPartition):
     """Photos and their verdicts (the intake's PhotoRecords)."""
 
-    def add_pending_photos(self, photos: list[Photo], upload_expires_at: datetime) -> None:
-        """Record new pending photos in one transaction."""
+    def add_pending_photos(self, photos: list[Photo], upload_expires_at: datetime, *, seen: UserProfile) -> None:
+        """Record new pending photos and move the profile's photo revision on from `seen`'s, in one transaction,
+        unless the user is being erased; raises ConcurrentUpdate."""
         expires_at = int(upload_expires_at.timestamp()) + PENDING_SLOT_TTL_SECONDS
-        self.table.call(
-            "transact_write_items",
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self.table.name,
-                        "Item": to_item(photo_item(photo) | {"expires_at": expires_at}),
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
+        unchanged = "photo_revision = :seen"
+        if not seen.photo_revision:  # a profile written before the attribute existed
+            unchanged += " OR attribute_not_exists(photo_revision)"
+        condition = f"attribute_exists(PK) AND attribute_not_exists(erasing_since) AND ({unchanged})"
+        reserve = {
+            "Update": {
+                "TableName": self.table.name,
+                "Key": to_item(self.profile_key(seen.user_id)),
+                "UpdateExpression": "SET photo_revision = :next",
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": to_item({":seen": seen.photo_revision, ":next": seen.photo_revision + 1}),
+            }
+        }
+        slots = [
+            {
+                "Put": {
+                    "TableName": self.table.name,
+                    "Item": to_item(photo_item(photo) | {"expires_at": expires_at}),
+                    "ConditionExpression": "attribute_not_exists(PK)",
                 }
-                for photo in photos
-            ],
-        )
+            }
+            for photo in photos
+        ]
+        self.table.call("transact_write_items", TransactItems=[reserve, *slots])
 
     def get_photo(self, user_id: str, photo_id: str) -> Photo | None:
         """One photo of the user, or None."""
