@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install setup tools lint format test demo fuzz bench bench-photos bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
+.PHONY: install setup tools lint format test demo fuzz bench bench-photos bench-fairness bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
 
 setup: $(STAMP)
 
@@ -77,6 +77,11 @@ bench-photos: setup
 # escape: an exception, a 5xx, an error not in the project's shape); `make test` runs 300 of each.
 fuzz: setup
 	$(BIN)/avatar fuzz --cases 10000
+
+# On the local stack, one user sends the heaviest allowed requests from four clients while five users send ordinary
+# ones: the five must see no error (exits 1 otherwise).
+bench-fairness: setup
+	$(BIN)/avatar bench fairness
 
 # Unzipped size of the photo-check function's dependencies against Lambda's 250 MB zip limit (downloads from PyPI).
 bench-size: setup

@@ -388,9 +388,13 @@ class FakeAvatarEndpoint:
 
     answers: list[Callable[[GenerationRequest], list[GeneratedImage]] | Exception] = field(default_factory=list)
     calls: list[tuple[str, GenerationRequest]] = field(default_factory=list)
+    deadlines: list[float | None] = field(default_factory=list)
 
-    def generate(self, artifact_key: str, request: GenerationRequest) -> list[GeneratedImage]:
+    def generate(
+        self, artifact_key: str, request: GenerationRequest, *, deadline: float | None = None
+    ) -> list[GeneratedImage]:
         self.calls.append((artifact_key, request))
+        self.deadlines.append(deadline)
         answer = self.answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -414,6 +418,23 @@ class FakeServingSide:
             return False
         self.loaded.discard(artifact_key)
         return True
+
+
+@dataclass
+class FakeRequestsInFlight:
+    """Leases of users' generate requests."""
+
+    leases: dict[str, dict[str, datetime]] = field(default_factory=dict)
+
+    def begin(self, user_id: str, request_id: str, *, until: datetime, limit: int, now: datetime) -> bool:
+        live = {r: t for r, t in self.leases.get(user_id, {}).items() if t > now}
+        if len(live) >= limit:
+            return False
+        self.leases[user_id] = live | {request_id: until}
+        return True
+
+    def end(self, user_id: str, request_id: str, *, now: datetime) -> None:
+        self.leases.get(user_id, {}).pop(request_id, None)
 
 
 def images_for(request: GenerationRequest) -> list[GeneratedImage]:

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from avatar.contracts.generation import GenerationRequest
-from avatar.generation.avatars import RetryPolicy, create_avatars
+from avatar.generation.avatars import FairShare, RetryPolicy, create_avatars
 from services.generate import dependencies
 from services.generate.settings import get_settings
 from services.http import add_error_handlers, document_api, resolve, route_responses, signed_in_user
@@ -54,6 +54,12 @@ def generate_avatars(request: GenerationRequest) -> AvatarsOut:
         policy=RetryPolicy(
             budget_seconds=min(settings.retry_budget_seconds, remaining),
             retry_after_seconds=settings.retry_after_seconds,
+        ),
+        fair_share=FairShare(
+            dependencies.requests_in_flight(),
+            max_in_flight=settings.max_requests_in_flight,
+            max_step_megapixels=settings.max_step_megapixels,
+            native_side=settings.native_side,
         ),
     )
     return AvatarsOut(images=[AvatarOut(url=a.url, seed=a.seed) for a in made])

@@ -7,6 +7,7 @@ from functools import cache
 import boto3
 from botocore.config import Config
 
+from avatar.aws.dynamodb.in_flight import InFlightTable
 from avatar.aws.dynamodb.registry import ModelRegistryTable
 from avatar.aws.multi_model_endpoint import MultiModelEndpoint
 from avatar.aws.s3.avatars import AvatarImages
@@ -21,6 +22,12 @@ _ENDPOINT = Config(retries={"mode": "standard", "total_max_attempts": 1}, connec
 def model_registry() -> ModelRegistryTable:
     """Users' models and versions in the table."""
     return ModelRegistryTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+
+
+@cache
+def requests_in_flight() -> InFlightTable:
+    """Each user's generate requests in flight."""
+    return InFlightTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
 
 
 @cache
@@ -42,5 +49,5 @@ def avatar_endpoint() -> MultiModelEndpoint:
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    for cached in (get_settings, model_registry, avatar_images, avatar_endpoint):
+    for cached in (get_settings, model_registry, requests_in_flight, avatar_images, avatar_endpoint):
         cached.cache_clear()

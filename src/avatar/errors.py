@@ -27,6 +27,7 @@ Triton models by answering the request with a Triton error. Nothing branches on 
     ├── TrainingRefused             502  the training endpoint refused the job for good
     ├── BaseModelUnavailable        500  the base model cannot be found or fetched
     ├── ConcurrentUpdate            409  retryable: another writer moved the record first
+    ├── TooManyRequests             429  retryable: the user has as many requests in flight as allowed
     ├── ServingUnavailable          503  retryable: the multi-model endpoint stayed busy for the whole time budget
     └── ServiceUnavailable          503  retryable: a dependency failed after its own retries
         ├── StorageUnavailable           S3 or DynamoDB
@@ -204,6 +205,14 @@ class ConcurrentUpdate(AvatarError):
 
     code = "concurrent_update"
     status = 409
+    retryable = True
+
+
+class TooManyRequests(AvatarError):
+    """The user has as many requests in flight as allowed: one user cannot take the endpoint from the others."""
+
+    code = "too_many_requests"
+    status = 429
     retryable = True
 
 

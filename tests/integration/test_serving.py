@@ -224,9 +224,13 @@ def test_serving_down_is_503_with_retry_after(stack: GenerateStack, user_models:
     assert not stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/").get("KeyCount")
 
 
-def test_a_model_still_loading_is_retried_until_it_answers(stack: GenerateStack, user_models: list[Path]):
+def test_a_model_still_loading_is_retried_until_it_answers(
+    stack: GenerateStack, user_models: list[Path], monkeypatch: pytest.MonkeyPatch
+):
     stack.ready_user("dora", user_models[4])
     stack.router._load_wait = 0.0  # a second caller is told ModelNotReadyException at once, as SageMaker does
+    monkeypatch.setenv("MAX_REQUESTS_IN_FLIGHT", "3")  # three at once, all hers
+    dependencies.reset()
 
     with ThreadPoolExecutor(3) as pool:
         answers = list(pool.map(lambda seed: stack.generate("dora", {"prompt": "x", "seed": seed, **SMALL}), [1, 2, 3]))
@@ -391,3 +395,21 @@ def test_erasure_unloads_the_users_model_and_removes_its_files_from_the_serving_
     finally:
         client.close()
     assert stack.generate("yan-stays", {"prompt": "x", **SMALL})[0] == 200  # the others are served as before
+
+
+def test_work_whose_caller_has_given_up_is_not_done(serving: LocalServing, user_models: list[Path]):
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    from avatar.aws.multi_model_endpoint import request_tensors
+
+    name = serving.add_model(user_models[4])
+    request = GenerationRequest(prompt="x", seed=1, steps=2, width=64, height=64)
+    client = httpclient.InferenceServerClient(serving.server.http_url, network_timeout=300)
+    try:
+        with pytest.raises(InferenceServerException, match="stopped waiting"):
+            client.infer(name, request_tensors(request, deadline=time.time() - 1))
+        answer = client.infer(name, request_tensors(request, deadline=time.time() + 120))
+        assert len(answer.as_numpy("images")) == 1  # a caller still waiting is served
+    finally:
+        client.close()

@@ -173,3 +173,38 @@ def test_erasure_removes_every_record_but_the_profile_which_goes_last(
     assert users.get_profile("u2") is not None and len(users.user_jobs("u2")) == 1
     with pytest.raises(PhotoNotFound):
         photos.delete_photo("u1", "0" * 32)
+
+
+def test_a_users_requests_in_flight_hold_their_limit_across_concurrent_callers(
+    intake_stack: IntakeStack, table_name: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from avatar.aws.dynamodb.in_flight import InFlightTable
+
+    leases = InFlightTable(intake_stack.dynamodb, table_name)
+    until = NOW + timedelta(seconds=60)
+
+    def begin(index: int) -> bool | str:
+        try:
+            return leases.begin("u1", f"r{index}", until=until, limit=2, now=NOW)
+        except ConcurrentUpdate:
+            return "try again"
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(begin, range(8)))
+    assert answers.count(True) == 2, answers  # never more than the limit at once
+    held = [f"r{i}" for i, answer in enumerate(answers) if answer is True]
+    assert not leases.begin("u2", "x", until=until, limit=0, now=NOW)  # each user has their own
+    leases.end("u1", held[0], now=NOW)
+    assert leases.begin("u1", "r9", until=until, limit=2, now=NOW)
+    assert not leases.begin("u1", "r10", until=until, limit=2, now=NOW)
+    assert leases.begin("u1", "r11", until=until, limit=2, now=until)  # expired leases count for nothing
+    for request in (held[1], "r9", "r11"):
+        leases.end("u1", request, now=NOW)
+    assert (
+        intake_stack.dynamodb.get_item(
+            TableName=table_name, Key={"PK": {"S": "USER#u1"}, "SK": {"S": "GENERATING"}}
+        ).get("Item")
+        is None
+    )  # the last lease takes the item with it

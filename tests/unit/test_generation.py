@@ -3,16 +3,24 @@ sharing the images."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
-from avatar.contracts.generation import GeneratedImage, GenerationRequest
-from avatar.errors import GenerationRejected, NoReadyModel, ServingBusy, ServingUnavailable
-from avatar.generation.avatars import Avatar, RetryPolicy, create_avatars
+from avatar.contracts.generation import MAX_STEP_MEGAPIXELS, GeneratedImage, GenerationRequest
+from avatar.errors import (
+    GenerationRejected,
+    InvalidRequest,
+    NoReadyModel,
+    ServingBusy,
+    ServingUnavailable,
+    TooManyRequests,
+)
+from avatar.generation.avatars import Avatar, FairShare, RetryPolicy, create_avatars
 from avatar.records import ModelVersion
 from avatar.states import ModelState
-from tests.fakes import FakeAvatarEndpoint, FakeBucket, FakeTable, images_for
+from tests.fakes import FakeAvatarEndpoint, FakeBucket, FakeRequestsInFlight, FakeTable, images_for
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -131,3 +139,80 @@ def test_images_are_stored_under_the_users_prefix_with_their_seeds(ready: FakeTa
 
     assert [a.seed for a in avatars] == [41, 42]
     assert images.stored_keys() == ["outputs/u1/r1/0-41.png", "outputs/u1/r1/1-42.png"]
+
+
+def test_a_user_with_as_many_requests_in_flight_as_allowed_gets_429_and_others_do_not(ready: FakeTable) -> None:
+    _user(ready, ModelState.READY, current_version=2)
+    in_flight = FakeRequestsInFlight()
+    share = FairShare(in_flight, max_in_flight=2)
+    now = NOW.timestamp()
+    in_flight.begin("u1", "other-1", until=NOW + timedelta(seconds=60), limit=2, now=NOW)
+    in_flight.begin("u1", "other-2", until=NOW + timedelta(seconds=60), limit=2, now=NOW)
+
+    def create(request_id: str) -> list[Avatar]:
+        return create_avatars(
+            "u1",
+            GenerationRequest(prompt="x", seed=1),
+            request_id=request_id,
+            registry=ready,
+            endpoint=FakeAvatarEndpoint([images_for]),
+            images=FakeBucket(),
+            url_ttl_seconds=600,
+            wall_clock=lambda: now,
+            fair_share=share,
+        )
+
+    with pytest.raises(TooManyRequests) as refused:
+        create("r3")
+    assert (refused.value.status, refused.value.retryable) == (429, True)
+    in_flight.end("u1", "other-1", now=NOW)
+    assert len(create("r4")) == 1  # a place came free
+    assert set(in_flight.leases["u1"]) == {"other-2"}  # and r4 gave its place back when done
+    now += 120  # a lease whose function died expires by itself
+    assert len(create("r5")) == 1
+
+
+def test_the_endpoint_is_told_when_the_caller_stops_waiting(ready: FakeTable) -> None:
+    endpoint = FakeAvatarEndpoint([images_for])
+    create_avatars(
+        "u1",
+        GenerationRequest(prompt="x", seed=1),
+        request_id="r1",
+        registry=ready,
+        endpoint=endpoint,
+        images=FakeBucket(),
+        url_ttl_seconds=600,
+        policy=RetryPolicy(budget_seconds=10),
+        wall_clock=lambda: 1000.0,
+    )
+    assert endpoint.deadlines == [1010.0]
+
+
+def test_what_one_request_may_cost_is_bounded() -> None:
+    assert GenerationRequest(prompt="x", steps=40, num_images=4).step_megapixels() <= MAX_STEP_MEGAPIXELS
+    assert GenerationRequest(prompt="x", steps=40, width=1024, height=1024).step_megapixels() <= MAX_STEP_MEGAPIXELS
+    for heavy in ({"steps": 41, "num_images": 4}, {"steps": 100, "width": 1024, "height": 1024, "num_images": 4}):
+        with pytest.raises(ValidationError, match="steps x megapixels x images"):
+            GenerationRequest(prompt="x", **heavy)  # type: ignore[arg-type]
+
+
+def test_a_request_over_the_deployments_cost_bound_is_refused_before_the_endpoint(ready: FakeTable) -> None:
+    endpoint = FakeAvatarEndpoint([images_for])
+    share = FairShare(FakeRequestsInFlight(), max_step_megapixels=1.0, native_side=64)
+
+    def create(**request: object) -> list[Avatar]:
+        return create_avatars(
+            "u1",
+            GenerationRequest(prompt="x", seed=1, **request),  # type: ignore[arg-type]
+            request_id="r1",
+            registry=ready,
+            endpoint=endpoint,
+            images=FakeBucket(),
+            url_ttl_seconds=600,
+            fair_share=share,
+        )
+
+    with pytest.raises(InvalidRequest, match="over this deployment's 1"):
+        create(steps=16, width=256, height=256)  # 1.05 step-megapixels
+    assert endpoint.calls == []
+    assert len(create(steps=30, num_images=4)) == 4  # the native 64 px: 0.49 step-megapixels

@@ -17,6 +17,10 @@ def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
         from avatar_dev.bench import serving
 
         return serving.run(size=args.size, users=args.users, as_json=args.json, strategy=args.strategy)
+    if args.what == "fairness":
+        from avatar_dev.bench import fairness
+
+        return fairness.run(as_json=args.json)
     if args.what == "photo-limits":
         from avatar_dev.bench import photo_limits
 
@@ -54,13 +58,16 @@ def add_commands(commands: Any) -> None:
         notes=(
             "intake: checking a 12 MP phone photo, refusing a PNG bomb, handler import times; photo-limits: the\n"
             "slowest verdict and highest peak memory over the worst photos within the limits (exit 1 over the\n"
-            "2 s / 600 MB goal); lambda-size: the\n"
+            "2 s / 600 MB goal); fairness: one user's heaviest requests against five ordinary users on the\n"
+            "local stack (exit 1 if one of the five saw an error); lambda-size: the\n"
             "functions' unzipped sizes; training: tiny end to end, or the SD 2.1 architecture per step; serving:\n"
             "the shared base against a pipeline per user, in a real Triton server."
         ),
     )
     bench.add_argument(
-        "what", choices=["intake", "photo-limits", "lambda-size", "training", "serving"], help="which figures"
+        "what",
+        choices=["intake", "photo-limits", "fairness", "lambda-size", "training", "serving"],
+        help="which figures",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON line")
     bench.add_argument("--size", choices=["tiny", "sd21"], default="tiny", help="training, serving: the model")

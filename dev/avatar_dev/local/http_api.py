@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import importlib
+import importlib.util
 import json
 import logging
 import re
+import sys
 import threading
 import time
 import uuid
@@ -132,6 +134,47 @@ def handler_function(dotted: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+class ExecutionEnvironments:
+    """A function's execution environments, as Lambda scales one out: each runs one invocation at a time, and a busy
+    function gets another, up to its concurrency. Each environment is its own copy of the handler's module (Powertools'
+    resolver keeps the current event in module state), sharing the cached adapters of the modules it imports."""
+
+    def __init__(self, dotted: str, *, max_concurrency: int) -> None:
+        self._module, _, self._name = dotted.rpartition(".")
+        self._max = max_concurrency
+        self._idle: list[Any] = [handler_function(dotted)]
+        self._count = 1
+        self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)
+
+    def invoke(self, event: dict[str, Any], context: Any) -> Any:
+        """Run the event in an idle environment (a new one if all are busy and the concurrency allows)."""
+        with self._freed:
+            while not self._idle and self._count >= self._max:
+                self._freed.wait()
+            if self._idle:
+                handler = self._idle.pop()
+            else:
+                self._count += 1
+                handler = self._fresh_copy()
+        try:
+            return handler(event, context)
+        finally:
+            with self._freed:
+                self._idle.append(handler)
+                self._freed.notify()
+
+    def _fresh_copy(self) -> Any:
+        original = importlib.import_module(self._module)
+        spec = importlib.util.spec_from_file_location(f"{self._module}.environment{self._count}", original.__file__)
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"cannot load another copy of {self._module}")
+        copy = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = copy  # pydantic resolves the module's annotations through sys.modules
+        spec.loader.exec_module(copy)
+        return getattr(copy, self._name)
+
+
 @dataclass(frozen=True)
 class Cors:
     """The HTTP API's CorsConfiguration, as API Gateway applies it: it answers preflights itself and adds the
@@ -181,10 +224,12 @@ def template_cors(template: dict[str, Any]) -> Cors | None:
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
-def _request_handler(routes: list[Route], issuer: TokenIssuer, cors: Cors | None) -> type[BaseHTTPRequestHandler]:
-    # Powertools' resolver keeps the current event in module state: one invocation at a time per function, as one
-    # Lambda execution environment does.
-    locks = {route.function_id: threading.Lock() for route in routes}
+def _request_handler(
+    routes: list[Route], issuer: TokenIssuer, cors: Cors | None, max_concurrency: int
+) -> type[BaseHTTPRequestHandler]:
+    environments = {
+        route.function_id: ExecutionEnvironments(route.handler, max_concurrency=max_concurrency) for route in routes
+    }
 
     class ApiHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -242,8 +287,7 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer, cors: Cors | None
                 },
                 **_body_fields(body),
             }
-            with locks[route.function_id]:
-                response = handler_function(route.handler)(event, LambdaContextStub(route.function_id))
+            response = environments[route.function_id].invoke(event, LambdaContextStub(route.function_id))
             logger.info(
                 "%s -> %s",
                 route.route_key,
@@ -301,10 +345,16 @@ def _request_handler(routes: list[Route], issuer: TokenIssuer, cors: Cors | None
 
 @contextmanager
 def local_http_api(
-    routes: list[Route], issuer: TokenIssuer, *, cors: Cors | None = None, port: int | None = None
+    routes: list[Route],
+    issuer: TokenIssuer,
+    *,
+    cors: Cors | None = None,
+    port: int | None = None,
+    max_concurrency: int = 10,
 ) -> Iterator[str]:
-    """Serve the routes on 127.0.0.1 (with the CORS configuration, if any); yields the API's base URL."""
-    with loopback_server(_request_handler(routes, issuer, cors), port=port) as url:
+    """Serve the routes on 127.0.0.1 (with the CORS configuration, if any), each function in up to
+    `max_concurrency` execution environments at once; yields the API's base URL."""
+    with loopback_server(_request_handler(routes, issuer, cors, max_concurrency), port=port) as url:
         yield url
 
 

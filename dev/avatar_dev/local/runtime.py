@@ -269,6 +269,11 @@ def running_stack(
         aws_endpoint = cleanup.enter_context(local_aws())
         if training_defaults is not None:
             os.environ["TRAINING_DEFAULTS"] = json.dumps(training_defaults)
+        if base_model == "tiny":
+            # The tiny model's native size, and what one request may cost on a CPU: it runs about 10-24 s per
+            # step-megapixel here (a GPU runs SD 2.1 at ~0.3), so 1 keeps the heaviest request near 12 s, inside the
+            # generate API's budget, as 42 does on a GPU (docs/figures.md).
+            os.environ.update({"NATIVE_SIDE": "64", "MAX_STEP_MEGAPIXELS": "1.0"})
         os.environ.update(extra_env or {})
         # moto keeps its state per process, across servers: each stack gets its own names.
         resources = start_intake_stack(stack_name or f"{STACK_NAME}-{uuid.uuid4().hex[:6]}")

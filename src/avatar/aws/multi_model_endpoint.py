@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
-from avatar.contracts.generation import FORGET, GeneratedImage, GenerationRequest
+from avatar.contracts.generation import DEADLINE, FORGET, GeneratedImage, GenerationRequest
 from avatar.errors import GenerationRejected, ServingBusy
 from avatar.object_keys import target_model
 
@@ -45,8 +45,9 @@ def forget_request() -> tuple[bytes, str]:
     return json.dumps({"inputs": inputs}).encode(), "application/json"
 
 
-def request_tensors(request: GenerationRequest) -> list[Any]:
-    """The request as Triton inputs (every field the user model reads, so requests batch together)."""
+def request_tensors(request: GenerationRequest, *, deadline: float | None = None) -> list[Any]:
+    """The request as Triton inputs (every field the user model reads, so requests batch together), with the Unix
+    time after which nobody waits for it."""
     import numpy as np
     import tritonclient.http as httpclient
     from tritonclient.utils import np_to_triton_dtype
@@ -64,6 +65,8 @@ def request_tensors(request: GenerationRequest) -> list[Any]:
         values["width"] = np.array([request.width], dtype=np.int32)
     if request.height is not None:
         values["height"] = np.array([request.height], dtype=np.int32)
+    if deadline is not None:
+        values[DEADLINE] = np.array([int(deadline * 1000)], dtype=np.int64)
     inputs = []
     for name, value in values.items():
         tensor = httpclient.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
@@ -72,12 +75,13 @@ def request_tensors(request: GenerationRequest) -> list[Any]:
     return inputs
 
 
-def encode_request(request: GenerationRequest) -> tuple[bytes, str]:
+def encode_request(request: GenerationRequest, *, deadline: float | None = None) -> tuple[bytes, str]:
     """The InvokeEndpoint body and content type for a generate request."""
     import tritonclient.http as httpclient
 
     outputs = [httpclient.InferRequestedOutput(name, binary_data=True) for name in ("images", "seeds")]
-    body, header_length = httpclient.InferenceServerClient.generate_request_body(request_tensors(request), outputs)
+    inputs = request_tensors(request, deadline=deadline)
+    body, header_length = httpclient.InferenceServerClient.generate_request_body(inputs, outputs)
     return body, triton_content_type(header_length)
 
 
@@ -106,9 +110,12 @@ class MultiModelEndpoint:
         self._setup = setup_target_model
         self._prepared_for: OrderedDict[str, None] = OrderedDict()
 
-    def generate(self, artifact_key: str, request: GenerationRequest) -> list[GeneratedImage]:
-        """One InvokeEndpoint call routed to the user's model; raises ServingBusy or GenerationRejected."""
-        body, content_type = encode_request(request)
+    def generate(
+        self, artifact_key: str, request: GenerationRequest, *, deadline: float | None = None
+    ) -> list[GeneratedImage]:
+        """One InvokeEndpoint call routed to the user's model (not worked on after `deadline`, a Unix time); raises
+        ServingBusy or GenerationRejected."""
+        body, content_type = encode_request(request, deadline=deadline)
         try:
             response = self._client.invoke_endpoint(
                 EndpointName=self._endpoint,

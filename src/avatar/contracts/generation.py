@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from avatar.contracts.api import ApiBody
 
@@ -17,6 +17,15 @@ if TYPE_CHECKING:
 
 # The Triton input tensors of a generate call, in the order of the models' config.pbtxt.
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
+# The most one request may cost the endpoint: steps x megapixels x images. 42 is 40 steps of four 512x512 images (or
+# 40 steps of one 1024x1024 image): about 13 s on an A10G at ~3 steps/s for a batch of four (an estimate until the GPU
+# figures are measured), inside the generate API's ~22 s budget, so one user's heaviest request cannot hold the
+# endpoint for a whole budget. A deployment on slower hardware sets a lower bound (MAX_STEP_MEGAPIXELS).
+MAX_STEP_MEGAPIXELS = 42.0
+NATIVE_SIDE = 512  # a size left out is the base's native size (SD 2.1 base)
+# An optional INT64 input: the Unix time in milliseconds after which nobody waits for the answer; the shared base
+# does not start work on a request past it.
+DEADLINE = "deadline_ms"
 # An optional boolean input of the per-user and shared models: true asks the per-user model to forget its user (drop
 # the LoRA from the shared base, delete its files, unload itself) instead of generating; erasure sends it.
 FORGET = "forget"
@@ -41,6 +50,20 @@ class GenerationRequest(ApiBody):
     def sampler_settings(self) -> tuple[int, float, int | None, int | None]:
         """What requests must share to run as one pipeline call: steps, guidance scale and size."""
         return (self.steps, self.guidance_scale, self.width, self.height)
+
+    def step_megapixels(self, native_side: int = NATIVE_SIDE) -> float:
+        """What the request costs: steps x megapixels x images (a size left out is the base's `native_side`)."""
+        pixels = (self.width or native_side) * (self.height or native_side)
+        return self.steps * pixels / 1e6 * self.num_images
+
+    @model_validator(mode="after")
+    def _within_cost(self) -> GenerationRequest:
+        if (cost := self.step_megapixels()) > MAX_STEP_MEGAPIXELS:
+            raise ValueError(
+                f"steps x megapixels x images is {cost:.1f}, over {MAX_STEP_MEGAPIXELS:g} (e.g. 40 "
+                "steps of four 512x512 images): use fewer steps, a smaller size or fewer images"
+            )
+        return self
 
     @field_validator("width", "height")
     @classmethod

@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from avatar.contracts.generation import GenerationRequest
-from avatar.errors import NoReadyModel, ServingBusy, ServingUnavailable
-from avatar.generation.ports import AvatarEndpoint, ImageStore, ModelRegistry
+from avatar.contracts.generation import MAX_STEP_MEGAPIXELS, NATIVE_SIDE, GenerationRequest
+from avatar.errors import InvalidRequest, NoReadyModel, ServingBusy, ServingUnavailable, TooManyRequests
+from avatar.generation.ports import AvatarEndpoint, ImageStore, ModelRegistry, RequestsInFlight
 from avatar.object_keys import generated_image_key
 from avatar.states import ModelState
 
@@ -34,6 +36,19 @@ class RetryPolicy:
     first_delay_seconds: float = 0.5
     max_delay_seconds: float = 4.0
     retry_after_seconds: int = 10
+
+
+@dataclass(frozen=True)
+class FairShare:
+    """What one user may take of the endpoint: requests in flight at once, and what one request may cost (steps x
+    megapixels x images, sized so the heaviest fits well inside the API's budget on the deployment's hardware)."""
+
+    in_flight: RequestsInFlight
+    max_in_flight: int = 2
+    max_step_megapixels: float = MAX_STEP_MEGAPIXELS
+    native_side: int = NATIVE_SIDE  # the base's native size, for requests that leave the size out
+    # A lease outlives the call by this much at most: a function that died gives its place back by then.
+    lease_margin_seconds: float = 30.0
 
 
 def _no_ready_model(state: ModelState | None) -> NoReadyModel:
@@ -70,17 +85,73 @@ def create_avatars(
     policy: RetryPolicy = RetryPolicy(),
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], float] = time.time,
+    fair_share: FairShare | None = None,
 ) -> list[Avatar]:
-    """Generate with the user's model (retrying busy answers inside the budget), store the PNGs, share them."""
+    """Generate with the user's model (retrying busy answers inside the budget), store the PNGs, share them. The
+    endpoint is told when this call stops waiting, so work still queued then is not done for nobody. With
+    `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead."""
     artifact_key = routed_model(user_id, registry)
+    with _counted_in(fair_share, request, user_id, request_id, policy, wall_clock):
+        return _generate(user_id, request, artifact_key, request_id, endpoint, images, url_ttl_seconds, policy,
+                         clock, sleep, wall_clock)  # fmt: skip
+
+
+@contextmanager
+def _counted_in(
+    fair_share: FairShare | None,
+    request: GenerationRequest,
+    user_id: str,
+    request_id: str,
+    policy: RetryPolicy,
+    wall_clock: Callable[[], float],
+) -> Iterator[None]:
+    """Hold one of the user's places in flight for the call (none without `fair_share`); raises TooManyRequests."""
+    if fair_share is None:
+        yield
+        return
+    cost = request.step_megapixels(fair_share.native_side)
+    if cost > fair_share.max_step_megapixels:
+        raise InvalidRequest(
+            f"steps x megapixels x images is {cost:.2f}, over this deployment's {fair_share.max_step_megapixels:g}: "
+            "use fewer steps, a smaller size or fewer images"
+        )
+    now = datetime.fromtimestamp(wall_clock(), UTC)
+    until = now + timedelta(seconds=policy.budget_seconds + fair_share.lease_margin_seconds)
+    if not fair_share.in_flight.begin(user_id, request_id, until=until, limit=fair_share.max_in_flight, now=now):
+        raise TooManyRequests(
+            f"you have {fair_share.max_in_flight} avatar requests in progress; send the next when one is done",
+            retry_after_seconds=policy.retry_after_seconds,
+        )
+    try:
+        yield
+    finally:
+        fair_share.in_flight.end(user_id, request_id, now=datetime.fromtimestamp(wall_clock(), UTC))
+
+
+def _generate(
+    user_id: str,
+    request: GenerationRequest,
+    artifact_key: str,
+    request_id: str,
+    endpoint: AvatarEndpoint,
+    images: ImageStore,
+    url_ttl_seconds: int,
+    policy: RetryPolicy,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    wall_clock: Callable[[], float],
+) -> list[Avatar]:
     request = request.with_fixed_seed()  # a retried request makes the same images
     deadline = clock() + policy.budget_seconds
+    gives_up_at = wall_clock() + policy.budget_seconds
     delay = policy.first_delay_seconds
     attempt = 0
     while True:
         attempt += 1
         try:
-            generated = endpoint.generate(artifact_key, request)  # each attempt is bounded by the client's read timeout
+            # Each attempt is bounded by the client's read timeout.
+            generated = endpoint.generate(artifact_key, request, deadline=gives_up_at)
             break
         except ServingBusy as busy:
             pause = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not security)

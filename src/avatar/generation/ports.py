@@ -3,6 +3,7 @@ images are kept."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from avatar.contracts.generation import GeneratedImage, GenerationRequest
@@ -24,9 +25,23 @@ class ModelRegistry(Protocol):
 class AvatarEndpoint(Protocol):
     """The multi-model endpoint, addressed by the artifact key of a user's model."""
 
-    def generate(self, artifact_key: str, request: GenerationRequest) -> list[GeneratedImage]:
-        """Images for the request; raises ServingBusy (retry) or GenerationRejected (do not)."""
+    def generate(
+        self, artifact_key: str, request: GenerationRequest, *, deadline: float | None = None
+    ) -> list[GeneratedImage]:
+        """Images for the request, not started after `deadline` (a Unix time: the caller has given up by then);
+        raises ServingBusy (retry) or GenerationRejected (do not)."""
         ...
+
+
+class RequestsInFlight(Protocol):
+    """Each user's generate requests in progress, across every function instance."""
+
+    def begin(self, user_id: str, request_id: str, *, until: datetime, limit: int, now: datetime) -> bool:
+        """Count the request in until it ends or `until`; False when the user has `limit` in flight already."""
+        ...
+
+    def end(self, user_id: str, request_id: str, *, now: datetime) -> None:
+        """The request is over."""
 
 
 class ImageStore(Protocol):

@@ -24,6 +24,7 @@ SHARED_BASE_CONFIG: dict[str, Any] = {
         {"name": "width", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
         {"name": "height", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
         {"name": "num_images", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
+        {"name": "deadline_ms", "data_type": "TYPE_INT64", "dims": [1]} | _OPTIONAL,
         {"name": "forget", "data_type": "TYPE_BOOL", "dims": [1]} | _OPTIONAL,
     ],
     "output": [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,11 @@ class LoraRequest:
 
     lora: Lora
     request: GenerationRequest
+    deadline: float | None = None  # Unix time after which nobody waits for the answer
+
+
+class DeadlinePassed(Exception):
+    """The caller gave up before the work started: it is not done."""
 
 
 @contextlib.contextmanager
@@ -200,6 +206,12 @@ class SharedBase:
             else:
                 chunks = self._mixed_chunks(indices, items)
             for chunk in chunks:
+                now = time.time()  # a chunk may wait for the ones before it: check again just before it runs
+                for index in [i for i in chunk if (items[i].deadline or now + 1) <= now]:
+                    results[index] = DeadlinePassed("the caller stopped waiting before the work started")
+                    chunk.remove(index)
+                if not chunk:
+                    continue
                 answers: Sequence[list[GeneratedImage] | Exception]
                 try:
                     answers = self._run([items[index] for index in chunk])

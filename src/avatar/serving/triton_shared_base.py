@@ -20,7 +20,7 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 from pydantic import ValidationError
 
-from avatar.contracts.generation import FORGET, INPUTS, request_from_tensors
+from avatar.contracts.generation import DEADLINE, FORGET, INPUTS, request_from_tensors
 from avatar.errors import LoraRefused
 from avatar.lora_format import LORA_WEIGHTS
 from avatar.serving.loras import Lora
@@ -86,7 +86,9 @@ class TritonPythonModel:
                     tensor = pb_utils.get_input_tensor_by_name(request, name)
                     if tensor is not None:
                         tensors[name] = tensor.as_numpy()
-                batch.append((index, LoraRequest(lora, request_from_tensors(tensors))))
+                deadline = pb_utils.get_input_tensor_by_name(request, DEADLINE)
+                until = int(deadline.as_numpy().reshape(-1)[0]) / 1000 if deadline is not None else None
+                batch.append((index, LoraRequest(lora, request_from_tensors(tensors), deadline=until)))
             except LoraRefused as exc:
                 responses[index] = _error(f"LoRA refused: {exc}")
             except ValidationError as exc:

@@ -28,6 +28,7 @@ import triton_python_backend_utils as pb_utils
 # avatar.contracts.generation.INPUTS, repeated: that module imports pydantic, which would weigh on every resident user.
 INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
 FORGET = "forget"  # avatar.contracts.generation.FORGET
+DEADLINE = "deadline_ms"  # avatar.contracts.generation.DEADLINE
 UNLOAD_DELAY_SECONDS = 1.0  # after the forget answer is sent: a model cannot unload itself while it is executing
 # Read here rather than through avatar.serving.settings (pydantic-settings), which would weigh on every resident user.
 BASE = os.environ.get("AVATAR_BASE_MODEL_NAME", "avatar_base")
@@ -137,7 +138,7 @@ class TritonPythonModel:
 
     def _forward(self, request: Any) -> Any:
         inputs = [pb_utils.Tensor("lora", np.array([[str(self._lora).encode()]], dtype=np.object_))]
-        for name in INPUTS:
+        for name in (*INPUTS, DEADLINE):
             tensor = pb_utils.get_input_tensor_by_name(request, name)
             if tensor is not None:
                 inputs.append(_batched(tensor))

@@ -169,13 +169,22 @@ class Table:
 
     def put(self, item: Mapping[str, Any], condition: str | None = None, **values: Any) -> bool:
         """Write an item; False when its condition fails."""
-        request: dict[str, Any] = {"TableName": self.name, "Item": to_item(item)}
+        return self._conditional("put_item", {"Item": to_item(item)}, condition, values)
+
+    def delete(self, key: Mapping[str, Any], condition: str | None = None, **values: Any) -> bool:
+        """Delete an item; False when its condition fails."""
+        return self._conditional("delete_item", {"Key": to_item(key)}, condition, values)
+
+    def _conditional(
+        self, operation: str, request: dict[str, Any], condition: str | None, values: Mapping[str, Any]
+    ) -> bool:
+        request = {"TableName": self.name, **request}
         if condition:
             request["ConditionExpression"] = condition
         if values:
             request["ExpressionAttributeValues"] = to_item(values)
         try:
-            self.call("put_item", **request)
+            self.call(operation, **request)
         except ConcurrentUpdate:
             return False
         return True
