@@ -109,6 +109,31 @@ def test_the_lora_loads_with_load_lora_weights_and_changes_the_image(trained, ti
     assert np.abs(after - before).mean() > 1e-3
 
 
+def test_a_generation_every_caller_gave_up_on_stops_at_the_next_step(tiny: BaseCheckpoint):
+    import time
+
+    from avatar.contracts.generation import GenerationRequest
+    from avatar.serving.sampling import DeadlinePassed, generate_rows, load_for_inference
+
+    pipeline = load_for_inference(tiny)
+    steps_run = 0
+    forward = pipeline.unet.forward
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal steps_run
+        steps_run += 1
+        return forward(*args, **kwargs)
+
+    pipeline.unet.forward = counted
+    request = GenerationRequest(prompt="x", seed=1, steps=20, width=64, height=64)
+    with pytest.raises(DeadlinePassed):
+        generate_rows(pipeline, [request], deadline=time.time() - 1)  # everyone gave up already
+    assert steps_run == 1  # the step under way finished; none of the 19 others ran
+    steps_run = 0
+    assert len(generate_rows(pipeline, [request], deadline=time.time() + 600)[0]) == 1
+    assert steps_run == 20
+
+
 def test_class_images_are_generated_once_and_reused(tiny: BaseCheckpoint, tmp_path: Path):
     store = LocalClassImageStore(tmp_path)
     pipeline = tiny.load()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,9 +22,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def generate_rows(pipeline: Any, requests: Sequence[GenerationRequest]) -> list[list[GeneratedImage]]:
+class DeadlinePassed(Exception):
+    """Every caller of the work gave up waiting: it was not started, or stopped between two steps."""
+
+
+def generate_rows(
+    pipeline: Any, requests: Sequence[GenerationRequest], *, deadline: float | None = None
+) -> list[list[GeneratedImage]]:
     """Run requests that share steps, guidance and size as one pipeline call; image i of a request uses seed
-    `seed + i` (see `image_seeds`), so each image can be made again alone."""
+    `seed + i` (see `image_seeds`), so each image can be made again alone. Past `deadline` (a Unix time: every
+    caller has given up by then) the call stops at the next step and raises DeadlinePassed."""
     import torch
 
     if len({r.sampler_settings for r in requests}) != 1:
@@ -33,6 +41,14 @@ def generate_rows(pipeline: Any, requests: Sequence[GenerationRequest]) -> list[
     negatives = [r.negative_prompt for r in requests for _ in range(r.num_images)]
     generators = [torch.Generator(device="cpu").manual_seed(seed) for row in seeds for seed in row]
     first = requests[0]
+    abandoned = False
+
+    def stop_when_abandoned(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        nonlocal abandoned
+        if deadline is not None and time.time() >= deadline:
+            abandoned = pipe._interrupt = True  # diffusers skips the remaining steps
+        return tensors
+
     with torch.inference_mode():
         output = pipeline(
             prompts,
@@ -42,7 +58,10 @@ def generate_rows(pipeline: Any, requests: Sequence[GenerationRequest]) -> list[
             width=first.width,
             height=first.height,
             generator=generators,
+            callback_on_step_end=stop_when_abandoned if deadline is not None else None,
         )
+    if abandoned:
+        raise DeadlinePassed("every caller stopped waiting: the generation was stopped")
     images = iter(output.images)
     answers = []
     for row in seeds:

@@ -23,7 +23,7 @@ from avatar.diffusion.base_checkpoints import resolve_base_model
 from avatar.lora_format import LORA_WEIGHTS
 from avatar.prompts import personalize
 from avatar.serving.loras import Lora, LoraCache, open_lora, publish_base
-from avatar.serving.sampling import generate_rows, load_for_inference
+from avatar.serving.sampling import DeadlinePassed, generate_rows, load_for_inference
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +37,6 @@ class LoraRequest:
     lora: Lora
     request: GenerationRequest
     deadline: float | None = None  # Unix time after which nobody waits for the answer
-
-
-class DeadlinePassed(Exception):
-    """The caller gave up before the work started: it is not done."""
 
 
 @contextlib.contextmanager
@@ -244,9 +240,12 @@ class SharedBase:
             item.request.model_copy(update={"prompt": personalize(item.request.prompt, item.lora.token)})
             for item in chunk
         ]
+        # The work stops between steps once every caller of the chunk has given up.
+        deadlines = [item.deadline for item in chunk]
+        deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
         if len(keep) == 1:
             self.pipeline.set_adapters(lora_ids[0])
-            return generate_rows(self.pipeline, requests)
+            return generate_rows(self.pipeline, requests, deadline=deadline)
         rows = [lora_id for lora_id, request in zip(lora_ids, requests, strict=True) for _ in range(request.num_images)]
         with per_row_loras([self.pipeline.unet, getattr(self.pipeline, "text_encoder", None)], rows):
-            return generate_rows(self.pipeline, requests)
+            return generate_rows(self.pipeline, requests, deadline=deadline)
