@@ -93,8 +93,34 @@ def create_avatars(
     `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead."""
     artifact_key = routed_model(user_id, registry)
     with _counted_in(fair_share, request, user_id, request_id, policy, wall_clock):
-        return _generate(user_id, request, artifact_key, request_id, endpoint, images, url_ttl_seconds, policy,
-                         clock, sleep, wall_clock)  # fmt: skip
+        request = request.with_fixed_seed()  # a retried request makes the same images
+        deadline = clock() + policy.budget_seconds
+        gives_up_at = wall_clock() + policy.budget_seconds
+        delay = policy.first_delay_seconds
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                # Each attempt is bounded by the client's read timeout.
+                generated = endpoint.generate(artifact_key, request, deadline=gives_up_at)
+                break
+            except ServingBusy as busy:
+                pause = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not security)
+                if clock() + pause >= deadline:
+                    logger.warning("endpoint busy after %d attempt(s): %s", attempt, busy)
+                    raise ServingUnavailable(
+                        f"the avatar service is busy ({busy}); try again shortly",
+                        retry_after_seconds=policy.retry_after_seconds,
+                    ) from busy
+                logger.info("endpoint busy (%s), retrying in %.1f s", busy, pause)
+                sleep(pause)
+                delay = min(delay * 2, policy.max_delay_seconds)
+        avatars = []
+        for index, image in enumerate(generated):
+            key = generated_image_key(user_id, request_id, index, image.seed)
+            images.put_png(key, image.png)
+            avatars.append(Avatar(url=images.share(key, expires_in=url_ttl_seconds), seed=image.seed))
+        return avatars
 
 
 @contextmanager
@@ -106,7 +132,8 @@ def _counted_in(
     policy: RetryPolicy,
     wall_clock: Callable[[], float],
 ) -> Iterator[None]:
-    """Hold one of the user's places in flight for the call (none without `fair_share`); raises TooManyRequests."""
+    """Check the request's cost and hold one of the user's places in flight for the call (nothing without
+    `fair_share`); raises InvalidRequest or TooManyRequests."""
     if fair_share is None:
         yield
         return
@@ -127,46 +154,3 @@ def _counted_in(
         yield
     finally:
         fair_share.in_flight.end(user_id, request_id, now=datetime.fromtimestamp(wall_clock(), UTC))
-
-
-def _generate(
-    user_id: str,
-    request: GenerationRequest,
-    artifact_key: str,
-    request_id: str,
-    endpoint: AvatarEndpoint,
-    images: ImageStore,
-    url_ttl_seconds: int,
-    policy: RetryPolicy,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    wall_clock: Callable[[], float],
-) -> list[Avatar]:
-    request = request.with_fixed_seed()  # a retried request makes the same images
-    deadline = clock() + policy.budget_seconds
-    gives_up_at = wall_clock() + policy.budget_seconds
-    delay = policy.first_delay_seconds
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            # Each attempt is bounded by the client's read timeout.
-            generated = endpoint.generate(artifact_key, request, deadline=gives_up_at)
-            break
-        except ServingBusy as busy:
-            pause = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not security)
-            if clock() + pause >= deadline:
-                logger.warning("endpoint busy after %d attempt(s): %s", attempt, busy)
-                raise ServingUnavailable(
-                    f"the avatar service is busy ({busy}); try again shortly",
-                    retry_after_seconds=policy.retry_after_seconds,
-                ) from busy
-            logger.info("endpoint busy (%s), retrying in %.1f s", busy, pause)
-            sleep(pause)
-            delay = min(delay * 2, policy.max_delay_seconds)
-    avatars = []
-    for index, image in enumerate(generated):
-        key = generated_image_key(user_id, request_id, index, image.seed)
-        images.put_png(key, image.png)
-        avatars.append(Avatar(url=images.share(key, expires_in=url_ttl_seconds), seed=image.seed))
-    return avatars
