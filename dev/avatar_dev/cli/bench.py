@@ -56,12 +56,12 @@ def add_commands(commands: Any) -> None:
         help="measure the figures docs/figures.md quotes",
         example="avatar bench training --size sd21 --json",
         notes=(
-            "intake: checking a 12 MP phone photo, refusing a PNG bomb, handler import times; photo-limits: the\n"
-            "slowest verdict and highest peak memory over the worst photos within the limits (exit 1 over the\n"
-            "2 s / 600 MB goal); fairness: one user's heaviest requests against five ordinary users on the\n"
-            "local stack (exit 1 if one of the five saw an error); lambda-size: the\n"
-            "functions' unzipped sizes; training: tiny end to end, or the SD 2.1 architecture per step; serving:\n"
-            "the shared base against a pipeline per user, in a real Triton server."
+            "intake: checking a 12 MP phone photo, refusing a PNG bomb, handler import times.\n"
+            "photo-limits: the slowest verdict and highest peak memory over the worst photos within the limits\n"
+            "(exit 1 over the 2 s / 600 MB goal). fairness: one user's heaviest requests against five ordinary\n"
+            "users on the local stack (exit 1 if one of the five saw an error). lambda-size: the functions'\n"
+            "unzipped sizes. training: tiny end to end, or the SD 2.1 architecture per step. serving: the shared\n"
+            "base against a pipeline per user, in a real Triton server."
         ),
     )
     bench.add_argument(
