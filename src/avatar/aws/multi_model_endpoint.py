@@ -117,7 +117,33 @@ class MultiModelEndpoint:
         ServingBusy or GenerationRejected."""
         body, content_type = encode_request(request, deadline=deadline)
         try:
-            response = self._client.invoke_endpoint(
+            response = self._invoke(artifact_key, body, content_type)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            message = exc.response.get("Error", {}).get("Message", "")
+            if self._setup and artifact_key not in self._prepared_for:
+                self._prepare_instance(artifact_key)
+                raise ServingBusy(f"the instance is being prepared after a refusal ({code}: {message})") from exc
+            self._prepared_for.pop(artifact_key, None)
+            raise GenerationRejected(f"the model refused the request: {message or code}") from exc
+        self._prepared_for.pop(artifact_key, None)
+        return decode_images(response["Body"].read(), response.get("ContentType", ""))
+
+    def forget(self, artifact_key: str) -> bool:
+        """Ask the user's model to forget its user (erasure): True when it was loaded and did; False when the endpoint
+        could not reach it loaded (its artifact is deleted first, so it cannot be loaded again). Raises ServingBusy
+        when the endpoint is loading it, throttles or is down: the caller tries again."""
+        try:
+            self._invoke(artifact_key, *forget_request())
+        except ClientError:
+            return False  # not loaded (its model data is gone), or loading it failed: nothing serves it
+        return True
+
+    def _invoke(self, artifact_key: str, body: bytes, content_type: str) -> Any:
+        """One InvokeEndpoint call on the artifact's TargetModel. Answers worth retrying (loading, throttled, out of
+        memory, down, unreachable) raise ServingBusy; the model's or the endpoint's refusals stay ClientError."""
+        try:
+            return self._client.invoke_endpoint(
                 EndpointName=self._endpoint,
                 TargetModel=target_model(artifact_key),
                 Body=body,
@@ -126,41 +152,13 @@ class MultiModelEndpoint:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            message = exc.response.get("Error", {}).get("Message", "")
             if code in _BUSY_CODES or status in _BUSY_STATUS:
-                raise ServingBusy(f"{code or status}: {message}") from exc
-            if self._setup and artifact_key not in self._prepared_for:
-                self._prepare_instance(artifact_key)
-                raise ServingBusy(f"the instance is being prepared after a refusal ({code}: {message})") from exc
-            self._prepared_for.pop(artifact_key, None)
-            raise GenerationRejected(f"the model refused the request: {message or code}") from exc
-        except (ConnectionError, ReadTimeoutError) as exc:
-            raise ServingBusy(f"endpoint unreachable: {exc}") from exc
-        except BotoCoreError as exc:
-            raise ServingBusy(f"endpoint call failed: {exc}") from exc
-        self._prepared_for.pop(artifact_key, None)
-        return decode_images(response["Body"].read(), response.get("ContentType", ""))
-
-    def forget(self, artifact_key: str) -> bool:
-        """Ask the user's model to forget its user (erasure): True when it was loaded and did; False when the endpoint
-        could not reach it loaded (its artifact is deleted first, so it cannot be loaded again). Raises ServingBusy
-        when the endpoint throttles or is down: the caller tries again."""
-        body, content_type = forget_request()
-        try:
-            self._client.invoke_endpoint(
-                EndpointName=self._endpoint, TargetModel=target_model(artifact_key), Body=body, ContentType=content_type
-            )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-            if code in _BUSY_CODES or status in _BUSY_STATUS:  # loading (it may hold the user), throttled, down
                 raise ServingBusy(f"{code or status}: {exc.response.get('Error', {}).get('Message', '')}") from exc
-            return False  # not loaded (its model data is gone), or loading it failed: nothing serves it
+            raise
         except (ConnectionError, ReadTimeoutError) as exc:
             raise ServingBusy(f"endpoint unreachable: {exc}") from exc
         except BotoCoreError as exc:
             raise ServingBusy(f"endpoint call failed: {exc}") from exc
-        return True
 
     def _prepare_instance(self, artifact_key: str) -> None:
         """Invoke the setup model, which puts the models' Python environment in place and preloads the shared base

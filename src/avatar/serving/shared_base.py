@@ -203,7 +203,7 @@ class SharedBase:
                 chunks = self._mixed_chunks(indices, items)
             for chunk in chunks:
                 now = time.time()  # a chunk may wait for the ones before it: check again just before it runs
-                for index in [i for i in chunk if (items[i].deadline or now + 1) <= now]:
+                for index in [i for i in chunk if (deadline := items[i].deadline) is not None and deadline <= now]:
                     results[index] = DeadlinePassed("the caller stopped waiting before the work started")
                     chunk.remove(index)
                 if not chunk:
