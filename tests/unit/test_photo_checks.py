@@ -109,3 +109,15 @@ def test_damaged_files_always_get_a_verdict_never_an_exception(hard_cases: dict[
     for sample in damaged:
         verdict = check_photo(sample).verdict
         assert verdict.accepted or verdict.reasons
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_a_large_photo_reduced_before_the_checks_keeps_its_exif_orientation(fmt: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways, shown upright
+    buffer = io.BytesIO()
+    Image.new("RGB", (6000, 3000), (120, 110, 100)).save(buffer, format=fmt, exif=exif.tobytes())
+
+    verdict = check_photo(buffer.getvalue()).verdict
+
+    assert (verdict.width, verdict.height) == (3000, 6000)  # judged upright, as the phone shows it

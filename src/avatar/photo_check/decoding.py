@@ -113,7 +113,7 @@ def decode_upright(image: Image.Image, *, max_side: int) -> tuple[np.ndarray, fl
         factor = int(max(image.size) / max_side)
         if factor >= 2 and image.mode in _REDUCIBLE_MODES:
             # Box-reduce by a whole factor first (cheap, little memory), so every step below works on a small copy.
-            image = _keeping_metadata(image, image.reduce(factor))
+            image = image.reduce(factor)  # keeps `info`: the EXIF orientation and colour profile read below
         upright = ImageOps.exif_transpose(image)
         rgb = _to_srgb(upright)
     except Exception as exc:  # truncated or corrupt pixel data: every input gets a verdict
@@ -125,13 +125,6 @@ def decode_upright(image: Image.Image, *, max_side: int) -> tuple[np.ndarray, fl
 
 
 _REDUCIBLE_MODES = {"L", "LA", "RGB", "RGBA", "RGBX", "RGBa", "La", "I", "F", "CMYK"}
-
-
-def _keeping_metadata(original: Image.Image, reduced: Image.Image) -> Image.Image:
-    """`reduced` with the original's EXIF orientation and colour profile, which the steps after it read."""
-    reduced.info = dict(original.info)
-    reduced.getexif().update(original.getexif())
-    return reduced
 
 
 def _to_srgb(image: Image.Image) -> Image.Image:
