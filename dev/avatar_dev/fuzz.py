@@ -8,7 +8,6 @@ the project's terms: an exception, a 5xx, or an error that is not `{"error": {"c
 from __future__ import annotations
 
 import base64
-import io
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,8 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+
+from avatar_dev.hard_cases import encode
 
 # The POST routes and the fields their bodies may have (and a few they may not).
 ROUTE_FIELDS: dict[str, tuple[str, ...]] = {
@@ -104,12 +105,7 @@ def seed_photos(selfie: Path, side: int = 640) -> list[bytes]:
         (image, "WEBP", {"quality": 80}),
         (image, "HEIF", {"quality": 70}),
     ]
-    photos = []
-    for picture, fmt, options in shapes:
-        buffer = io.BytesIO()
-        picture.save(buffer, format=fmt, **options)
-        photos.append(buffer.getvalue())
-    return photos
+    return [encode(picture, fmt, **options) for picture, fmt, options in shapes]
 
 
 @st.composite

@@ -39,7 +39,8 @@ def _jpeg(image: Image.Image, quality: int = 92, **options: object) -> bytes:
     return buffer.getvalue()
 
 
-def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    """The image saved in `fmt` with Pillow's options."""
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
@@ -103,11 +104,12 @@ def png_bomb(side: int = 40_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def _heic(image: Image.Image) -> bytes:
+def heic(image: Image.Image, quality: int = 90) -> bytes:
+    """The image as an HEIC, as iPhones save photos."""
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    return _encode(image, "HEIF", quality=90)
+    return encode(image, "HEIF", quality=quality)
 
 
 def _with_alpha(selfie: Image.Image) -> Image.Image:
@@ -153,10 +155,10 @@ def build_hard_cases(selfie_paths: Sequence[Path]) -> list[HardCase]:
             ok,
             "12 MP JPEG, EXIF orientation 6, GPS tags",
         ),
-        ("iphone.heic", lambda: _heic(_paste(selfie, _scene(1512, 2016), 1000, (0.5, 0.45))), ok, "HEIC"),
-        ("selfie.webp", lambda: _encode(other, "WEBP", quality=90), ok, "WebP"),
-        ("alpha.png", lambda: _encode(_with_alpha(more[0]), "PNG"), ok, "PNG with an alpha channel"),
-        ("gray16.png", lambda: _encode(_sixteen_bit_gray(more[1]), "PNG"), ok, "16-bit greyscale PNG"),
+        ("iphone.heic", lambda: heic(_paste(selfie, _scene(1512, 2016), 1000, (0.5, 0.45))), ok, "HEIC"),
+        ("selfie.webp", lambda: encode(other, "WEBP", quality=90), ok, "WebP"),
+        ("alpha.png", lambda: encode(_with_alpha(more[0]), "PNG"), ok, "PNG with an alpha channel"),
+        ("gray16.png", lambda: encode(_sixteen_bit_gray(more[1]), "PNG"), ok, "16-bit greyscale PNG"),
         ("cmyk.jpg", lambda: _jpeg(more[2].convert("CMYK")), ok, "CMYK JPEG"),
         ("empty.jpg", lambda: b"", (Reason.NOT_AN_IMAGE,), "an empty file"),
         (
@@ -166,10 +168,10 @@ def build_hard_cases(selfie_paths: Sequence[Path]) -> list[HardCase]:
             "text named .jpg",
         ),
         ("truncated.jpg", lambda: _jpeg(selfie)[:9000], (Reason.NOT_AN_IMAGE,), "a JPEG cut short"),
-        ("animation.gif", lambda: _encode(selfie, "GIF"), (Reason.UNSUPPORTED_FORMAT,), "a GIF"),
+        ("animation.gif", lambda: encode(selfie, "GIF"), (Reason.UNSUPPORTED_FORMAT,), "a GIF"),
         (
             "phone-depth.mpo",
-            lambda: _encode(more[3], "MPO", save_all=True, append_images=[more[3].convert("L").convert("RGB")]),
+            lambda: encode(more[3], "MPO", save_all=True, append_images=[more[3].convert("L").convert("RGB")]),
             ok,
             "a multi-picture JPEG (MPO) with a depth picture, as phone cameras write",
         ),
@@ -181,7 +183,7 @@ def build_hard_cases(selfie_paths: Sequence[Path]) -> list[HardCase]:
         ),
         (
             "lossless-30mp.webp",
-            lambda: _encode(Image.new("RGB", (6000, 5000), (128, 128, 128)), "WEBP", lossless=True),
+            lambda: encode(Image.new("RGB", (6000, 5000), (128, 128, 128)), "WEBP", lossless=True),
             (Reason.TOO_MANY_PIXELS,),
             "a 30 MP lossless WebP of a few hundred bytes (decoded whole: 25 MP at most)",
         ),

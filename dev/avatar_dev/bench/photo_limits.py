@@ -9,7 +9,6 @@ files of a few hundred bytes, and 15 MB of bytes that open like an image and are
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ from PIL import Image
 
 from avatar.photo_check.decoding import MAX_JPEG_SCANS
 from avatar.photo_check.policy import CheckPolicy
-from avatar_dev.hard_cases import with_scans
+from avatar_dev.hard_cases import encode, heic, with_scans
 
 POLICY = CheckPolicy()
 GOAL_SECONDS = 2.0
@@ -42,16 +41,10 @@ def _noise(width: int, height: int, *, cell: int, seed: int = 1) -> Image.Image:
     return Image.fromarray(picture.clip(0, 255).astype(np.uint8), mode="RGB")
 
 
-def _save(image: Image.Image, fmt: str, **options: Any) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **options)
-    return buffer.getvalue()
-
-
 def largest_jpeg(image: Image.Image, **options: Any) -> bytes:
     """The best-quality JPEG of `image` that fits the upload limit."""
     for quality in (95, 90, 85, 80, 75, 70, 60, 50, 40):
-        data = _save(image, "JPEG", quality=quality, **options)
+        data = encode(image, "JPEG", quality=quality, **options)
         if len(data) <= POLICY.max_bytes:
             return data
     raise ValueError("no JPEG quality fits the upload limit")
@@ -62,18 +55,11 @@ def _flat(mode: str, side: int, fmt: str, **options: Any) -> bytes:
     image = Image.new(mode, (side, side), color)
     if mode == "P":
         options["transparency"] = 3
-    return _save(image, fmt, **options)
-
-
-def _heic(image: Image.Image) -> bytes:
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    return _save(image, "HEIF", quality=80)
+    return encode(image, fmt, **options)
 
 
 def _mpo(first: Image.Image, second: Image.Image) -> bytes:
-    return _save(first, "MPO", save_all=True, append_images=[second], quality=80)
+    return encode(first, "MPO", save_all=True, append_images=[second], quality=80)
 
 
 def _looks_like(magic: bytes) -> bytes:
@@ -102,8 +88,8 @@ def worst_cases() -> dict[str, Callable[[], bytes]]:
         "png-25mp-palette-transparent": lambda: _flat("P", side_25mp, "PNG"),
         "png-64mp-flat": lambda: _flat("RGB", side_64mp, "PNG"),
         "webp-25mp-lossless-flat": lambda: _flat("RGBA", side_25mp, "WEBP", lossless=True),
-        "webp-16383px-lossy": lambda: _save(_noise(16383, 1526, cell=32), "WEBP", quality=90),
-        "heic-25mp": lambda: _heic(_noise(side_25mp, side_25mp, cell=32)),
+        "webp-16383px-lossy": lambda: encode(_noise(16383, 1526, cell=32), "WEBP", quality=90),
+        "heic-25mp": lambda: heic(_noise(side_25mp, side_25mp, cell=32), quality=80),
         "random-15mb": lambda: _looks_like(b""),
         "jpeg-header-then-15mb-noise": lambda: _looks_like(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00"),
         "png-header-then-15mb-noise": lambda: _looks_like(b"\x89PNG\r\n\x1a\n"),
