@@ -114,6 +114,17 @@ class FakeTable:
             self.photos[(photo.user_id, photo.photo_id)] = photo
             return True
 
+    def replace_verdict(self, photo: Photo, *, expected: Photo) -> bool:
+        self._check()
+        with self._lock:
+            stored = self.photos.get((photo.user_id, photo.photo_id))
+            if stored is None or stored.sequencer != expected.sequencer:
+                return False
+            if (stored.normalized_key is None) != (expected.normalized_key is None):
+                return False
+            self.photos[(photo.user_id, photo.photo_id)] = photo
+            return True
+
     def delete_photo(self, user_id: str, photo_id: str) -> None:
         self._check()
         with self._lock:

@@ -200,6 +200,7 @@ def build_hard_cases(selfie_paths: Sequence[Path]) -> list[HardCase]:
             "200x200 pixels",
         ),
         ("nobody.jpg", lambda: _jpeg(_scene(1200, 900)), (Reason.NO_FACE,), "a photo of no one"),
+        ("cat.jpg", cat_photo, (Reason.NO_FACE,), "a cat's face, which is not a person's"),
         ("two-people.jpg", lambda: _jpeg(two_people), (Reason.MULTIPLE_FACES,), "two people side by side"),
         (
             "far-away.jpg",
@@ -218,3 +219,22 @@ def near_duplicate(selfie_path: Path) -> bytes:
     """The same selfie re-saved larger and at lower quality, as a messaging app would: a near duplicate."""
     selfie = Image.open(selfie_path).convert("RGB")
     return _jpeg(selfie.resize((int(selfie.width * 1.25), int(selfie.height * 1.25))), quality=70)
+
+
+def other_people() -> dict[str, bytes]:
+    """Real photos of other people as JPEGs, from scikit-image's wheel: NASA's portrait of the astronaut Eileen
+    Collins (public domain) and a cameraman (CC0, a small turned face that the photo check refuses as too small but
+    the face models still describe), both enlarged 1.5 times so the detector finds them."""
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut()).resize((768, 768), Image.Resampling.BICUBIC)
+    cameraman = Image.fromarray(data.camera()).convert("RGB").resize((768, 768), Image.Resampling.BICUBIC)
+    return {"astronaut.jpg": _jpeg(astronaut), "cameraman.jpg": _jpeg(cameraman)}
+
+
+def cat_photo() -> bytes:
+    """Chelsea the cat (scikit-image, CC0), enlarged past the photo check's minimum size."""
+    from skimage import data
+
+    cat = Image.fromarray(data.chelsea())
+    return _jpeg(cat.resize((cat.width * 2, cat.height * 2), Image.Resampling.BICUBIC))

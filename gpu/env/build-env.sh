@@ -21,6 +21,8 @@ docker run --rm --entrypoint bash -v "$root:/src:ro" -v "$out_dir:/out" "$image"
   cp -r /src /tmp/src && rm -rf /tmp/src/.venv /tmp/src/build
   export PYTHONNOUSERSITE=True
   /tmp/avatar-env/bin/pip install --no-cache-dir '/tmp/src[gpu]'
+  # Never loaded (its training data excludes commercial use): not shipped.
+  rm -f /tmp/avatar-env/lib/python*/site-packages/face_recognition_models/models/shape_predictor_68_face_landmarks.dat
   /opt/miniforge/bin/conda-pack -p /tmp/avatar-env -o /out/$(basename "$out") --force
 "
 echo "$out"

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from avatar.contracts.api import ApiBody
+from avatar.identity.coverage import Facing, facing
 from avatar.intake import uploads
 from avatar.photo_check.verdict import REASON_MESSAGES, FaceBox
 from services.http import add_error_handlers, document_api, resolve, route_responses, signed_in_user
@@ -54,6 +55,19 @@ class PhotoOut(BaseModel):
     messages: list[str] = Field(description="What to do about each reason, in words.")
     face: FaceBox | None
     duplicate_of: str | None = Field(None, description="For `duplicate`: the accepted photo this one repeats.")
+    yaw: float | None = Field(
+        None, description="Of an accepted photo: estimated head turn in degrees, positive to the person's left."
+    )
+    facing: Facing | None = Field(None, description="front | left | right (turned 15 degrees or more).")
+
+
+class CoverageOut(BaseModel):
+    """How the accepted photos cover the three directions, and advice (never a refusal)."""
+
+    front: int
+    left: int
+    right: int
+    advice: list[str] = Field(description="What to add, e.g. a photo with the head turned to the left.")
 
 
 class PhotoList(BaseModel):
@@ -62,6 +76,7 @@ class PhotoList(BaseModel):
     photos: list[PhotoOut]
     accepted: int
     needed: int
+    coverage: CoverageOut
 
 
 @app.post("/v1/photos", status_code=201, responses=route_responses(201, 409, body=True))
@@ -96,11 +111,14 @@ def list_photos() -> PhotoList:
                 messages=[REASON_MESSAGES[r] for r in p.reasons],
                 face=p.face,
                 duplicate_of=p.duplicate_of,
+                yaw=p.yaw,
+                facing=facing(p.yaw) if p.yaw is not None else None,
             )
             for p in found.photos
         ],
         accepted=found.accepted,
         needed=found.needed,
+        coverage=CoverageOut(**found.coverage.model_dump()),
     )
 
 

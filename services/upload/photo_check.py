@@ -15,7 +15,7 @@ from avatar.contracts.s3 import uploaded_objects
 from avatar.contracts.training import TrainingRequest
 from avatar.errors import AvatarError, InvalidKey
 from avatar.intake.verdicts import record_upload_verdict
-from avatar.photo_check.checker import default_face_detector
+from avatar.photo_check.checker import default_face_models
 from avatar.photo_check.policy import CheckPolicy
 from avatar.training_jobs.request_training import request_training
 from avatar.training_jobs.timeouts import Timeouts
@@ -35,7 +35,7 @@ def check_record(record: SQSRecord) -> None:
                 photos=dependencies.photo_table(),
                 files=dependencies.photo_bucket(),
                 policy=CheckPolicy(max_bytes=get_settings().max_upload_bytes),
-                detector=default_face_detector(),
+                face_models=default_face_models(),
                 now=datetime.now(UTC),
             )
         except InvalidKey:

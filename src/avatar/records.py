@@ -36,6 +36,8 @@ class Photo(BaseModel):
     face: FaceBox | None = None
     fingerprint: str | None = None
     duplicate_of: str | None = None  # the accepted photo this one repeats (reason `duplicate`)
+    descriptor: str | None = None  # an accepted photo's face descriptor (avatar.identity.descriptors)
+    yaw: float | None = None  # an accepted photo's head turn in degrees, positive to the person's left
     normalized_key: str | None = None
     object_version: str | None = None
     sequencer: str | None = None

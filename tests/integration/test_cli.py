@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from avatar_dev.hard_cases import HardCase
+from avatar_dev.hard_cases import HardCase, cat_photo, other_people
 
 AVATAR = [sys.executable, "-m", "avatar_dev.cli"]
 
@@ -28,10 +28,12 @@ def test_check_json_gives_one_verdict_per_photo_and_exits_0(
     assert result.returncode == 0, result.stderr
     *lines, summary = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["photo"] for line in lines] == given
-    assert set(lines[0]) == {"photo", "accepted", "reasons", "messages", "face", "duplicate_of"}
+    assert set(lines[0]) == {"photo", "accepted", "reasons", "messages", "face", "duplicate_of", "yaw"}
     assert lines[1]["messages"] == ["The file is empty, damaged or not an image."]
     assert lines[3]["duplicate_of"] == given[0]
+    coverage = summary["summary"].pop("coverage")
     assert summary == {"summary": {"checked": 5, "accepted": 1, "refused": 4, "unreadable": 0, "needed_to_train": 9}}
+    assert coverage["front"] + coverage["left"] + coverage["right"] == 1 and len(coverage["advice"]) == 2
     assert [line["reasons"] for line in lines] == [
         [],
         ["not_an_image"],
@@ -48,7 +50,8 @@ def test_check_of_a_folder_prints_a_readable_line_per_photo_and_a_summary(selfie
     *lines, summary = result.stdout.splitlines()
     assert len(lines) == 11
     assert all(": accepted (face " in line for line in lines)
-    assert summary == "11 photos checked: 11 accepted, 0 refused. A training needs 10 accepted photos: ready."
+    assert summary.startswith("11 photos checked: 11 accepted, 0 refused. A training needs 10 accepted photos: ready.")
+    assert " Facing: " in summary
 
 
 def test_check_gives_every_readable_photo_its_verdict_when_other_arguments_are_missing_or_empty(
@@ -63,7 +66,33 @@ def test_check_gives_every_readable_photo_its_verdict_when_other_arguments_are_m
     assert lines[0] == f"{given[0]}: no such file or folder"
     assert lines[1].startswith(f"{given[1]}: accepted") and lines[3].startswith(f"{given[3]}: accepted")
     assert lines[2] == f"{given[2]}: a folder with no photos in it"
-    assert lines[4].endswith("2 could not be read. A training needs 10 accepted photos: 8 more.")
+    assert "2 could not be read. A training needs 10 accepted photos: 8 more." in lines[4]
+
+
+def test_check_refuses_a_stranger_among_the_selfies_and_likeness_scores_people(
+    tmp_path: Path, selfies: list[Path]
+) -> None:
+    stranger = tmp_path / "astronaut.jpg"
+    stranger.write_bytes(other_people()["astronaut.jpg"])
+    cat = tmp_path / "cat.jpg"
+    cat.write_bytes(cat_photo())
+    given = [*map(str, selfies[:4]), str(stranger)]
+
+    checked = subprocess.run([*AVATAR, "check", "--json", *given], capture_output=True, text=True, check=True)
+    *lines, _ = [json.loads(line) for line in checked.stdout.splitlines()]
+    assert [line["reasons"] for line in lines] == [[], [], [], [], ["different_person"]]
+
+    reference = str(selfies[0].parent)
+    scored = subprocess.run(
+        [*AVATAR, "likeness", "--json", "--reference", reference, str(selfies[0]), str(stranger), str(cat)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    own, other, no_face = [json.loads(line) for line in scored.stdout.splitlines()]
+    assert set(own) == {"photo", "likeness", "face_found"}
+    assert own["likeness"] > 0.5 > other["likeness"] and own["face_found"] and other["face_found"]
+    assert no_face == {"photo": str(cat), "likeness": None, "face_found": False}
 
 
 def test_a_closed_pipe_ends_a_command_quietly(selfies: list[Path]) -> None:

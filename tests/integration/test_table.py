@@ -14,7 +14,8 @@ from avatar.aws.dynamodb.registry import ModelRegistryTable
 from avatar.aws.dynamodb.users import UserTable
 from avatar.contracts.training import TrainingPlan
 from avatar.errors import ConcurrentUpdate, PhotoNotFound
-from avatar.records import IdempotencyKey, KeyedJob, ModelVersion, Photo, TrainingJob, UserProfile
+from avatar.photo_check.verdict import Reason
+from avatar.records import IdempotencyKey, KeyedJob, ModelVersion, Photo, PhotoStatus, TrainingJob, UserProfile
 from avatar.states import ModelState, Transition
 from avatar_dev.local.stack import IntakeStack
 
@@ -208,3 +209,27 @@ def test_a_users_requests_in_flight_hold_their_limit_across_concurrent_callers(
         ).get("Item")
         is None
     )  # the last lease takes the item with it
+
+
+def test_a_verdict_is_replaced_only_while_the_record_holds_the_same_upload_and_status(
+    intake_stack: IntakeStack, table_name: str
+) -> None:
+    photos = PhotoTable(intake_stack.dynamodb, table_name)
+    photos.ensure_user("u1", NOW)
+    profile = photos.get_profile("u1")
+    assert profile is not None
+    photos.add_pending_photos([Photo(user_id="u1", photo_id="p1", created_at=NOW)], NOW, seen=profile)
+    accepted = Photo(
+        user_id="u1", photo_id="p1", created_at=NOW, status=PhotoStatus.ACCEPTED, sequencer="0A",
+        normalized_key="normalized/u1/p1.jpg", descriptor="AAAAAA==", yaw=-17.25,
+    )  # fmt: skip
+    assert photos.record_verdict(accepted)
+    assert photos.get_photo("u1", "p1") == accepted  # floats and descriptors come back as they went in
+    refused = accepted.model_copy(
+        update={"status": PhotoStatus.REFUSED, "reasons": (Reason.DIFFERENT_PERSON,), "normalized_key": None}
+    )
+
+    assert not photos.replace_verdict(refused, expected=accepted.model_copy(update={"sequencer": "09"}))
+    assert photos.replace_verdict(refused, expected=accepted)
+    assert not photos.replace_verdict(refused, expected=accepted)  # no longer accepted: nothing to replace
+    assert photos.get_photo("u1", "p1") == refused

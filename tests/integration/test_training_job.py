@@ -18,6 +18,7 @@ from avatar.contracts.training import TrainingManifest
 from avatar.errors import FineTuneFailed
 from avatar.fine_tuning.lmi_handler import TrainingSettings, handle_training_request
 from avatar.fine_tuning.model_archive import extract_user_model
+from avatar.identity.likeness import Identity
 from avatar.object_keys import normalized_photo_key
 from avatar.photo_check.checker import check_photo
 
@@ -83,6 +84,8 @@ def test_a_job_trains_uploads_a_versioned_model_and_publishes_progress(settings,
     folder = extract_user_model(archive, tmp_path / "model")
     metadata = json.loads((folder / "1" / "lora" / "metadata.json").read_text())
     assert metadata["job_id"] == job_id and metadata["user_id"] == "u1" and metadata["base_model"] == "tiny"
+    identity = Identity.from_json(json.loads((folder / "1" / "lora" / "identity.json").read_text()))
+    assert identity.descriptors.shape == (8, 128)  # the person, without the photos
     progress = json.loads(
         boto3.client("s3").get_object(Bucket=bucket, Key=f"jobs/u1/{job_id}/progress.json")["Body"].read()
     )

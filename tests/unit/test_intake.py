@@ -13,11 +13,11 @@ from avatar.contracts.s3 import UploadedObject
 from avatar.errors import AccountErasing, PhotoNotFound, TooManyPhotos
 from avatar.intake.uploads import IntakeLimits, delete_photo, photo_set, request_uploads
 from avatar.intake.verdicts import UploadOutcome, UploadVerdict, record_upload_verdict
-from avatar.photo_check.checker import default_face_detector
+from avatar.photo_check.checker import default_face_models
 from avatar.photo_check.policy import CheckPolicy
 from avatar.photo_check.verdict import Reason
 from avatar.records import PhotoStatus
-from avatar_dev.hard_cases import HardCase, near_duplicate
+from avatar_dev.hard_cases import HardCase, near_duplicate, other_people
 from tests.fakes import FakeBucket, FakeTable
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -49,7 +49,7 @@ def _upload(
         photos=table,
         files=bucket,
         policy=CheckPolicy(),
-        detector=default_face_detector(),
+        face_models=default_face_models(),
         now=NOW,
     )
 
@@ -153,7 +153,7 @@ def test_an_oversized_file_is_refused_without_reading_it_and_a_vanished_one_reco
         photos=table,
         files=bucket,
         policy=CheckPolicy(),
-        detector=default_face_detector(),
+        face_models=default_face_models(),
         now=NOW,
     )
     assert verdict.verdict is not None and verdict.verdict.reasons == (Reason.FILE_TOO_LARGE,)
@@ -165,7 +165,7 @@ def test_an_oversized_file_is_refused_without_reading_it_and_a_vanished_one_reco
         photos=table,
         files=bucket,
         policy=CheckPolicy(),
-        detector=default_face_detector(),
+        face_models=default_face_models(),
         now=NOW,
     )
     assert verdict.outcome is UploadOutcome.GONE
@@ -192,7 +192,7 @@ def test_a_photo_deleted_while_it_is_being_checked_leaves_nothing(
         photos=racing,
         files=bucket,
         policy=CheckPolicy(),
-        detector=default_face_detector(),
+        face_models=default_face_models(),
         now=NOW,
     )
 
@@ -213,3 +213,39 @@ def test_delete_removes_the_record_and_both_copies_and_another_users_photo_is_no
 
     delete_photo("alice", photo_id, photos=table, files=bucket)
     assert table.list_photos("alice") == [] and bucket.stored_keys() == []
+
+
+def test_a_stranger_among_the_selfies_is_refused_as_a_different_person(
+    table: FakeTable, bucket: FakeBucket, selfies: list[Path]
+) -> None:
+    for selfie in selfies[:6]:
+        assert _upload(table, bucket, _slot(table, bucket), selfie.read_bytes()).accepted
+    stranger = _slot(table, bucket)
+
+    result = _upload(table, bucket, stranger, other_people()["astronaut.jpg"])
+
+    assert result.verdict is not None and result.verdict.reasons == (Reason.DIFFERENT_PERSON,)
+    recorded = table.get_photo("u1", stranger)
+    assert recorded is not None and recorded.status is PhotoStatus.REFUSED and recorded.normalized_key is None
+    assert photo_set("u1", photos=table, limits=LIMITS, now=NOW).accepted == 6
+
+
+def test_a_stranger_accepted_before_the_set_had_a_person_is_refused_once_it_has_one(
+    table: FakeTable, bucket: FakeBucket, selfies: list[Path]
+) -> None:
+    stranger = _slot(table, bucket)
+    assert _upload(table, bucket, stranger, other_people()["astronaut.jpg"]).accepted
+    normalized = object_keys.normalized_photo_key("u1", stranger)
+    assert normalized in bucket.stored_keys()
+    # Two selfies: two groups of one and two photos, neither of three yet: still no person, nothing refused.
+    for selfie in selfies[:2]:
+        assert _upload(table, bucket, _slot(table, bucket), selfie.read_bytes()).refused_since == ()
+
+    third = _upload(table, bucket, _slot(table, bucket), selfies[2].read_bytes())
+
+    assert third.accepted and third.refused_since == (stranger,)
+    refused = table.get_photo("u1", stranger)
+    assert refused is not None and refused.reasons == (Reason.DIFFERENT_PERSON,) and not refused.usable
+    assert normalized not in bucket.stored_keys()  # a training never reads it
+    # The person is settled: more selfies are accepted as before.
+    assert _upload(table, bucket, _slot(table, bucket), selfies[3].read_bytes()).accepted

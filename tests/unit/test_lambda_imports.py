@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-HEAVY = ("numpy", "PIL", "cv2", "torch", "diffusers", "transformers", "tritonclient")
+HEAVY = ("numpy", "PIL", "cv2", "dlib", "torch", "diffusers", "transformers", "tritonclient")
 
 
 @pytest.mark.parametrize(

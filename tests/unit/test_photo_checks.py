@@ -6,6 +6,7 @@ import io
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,11 +14,11 @@ from avatar.photo_check.checker import check_photo
 from avatar.photo_check.policy import CheckPolicy
 from avatar.photo_check.verdict import REASON_MESSAGES, Reason
 from avatar_dev.bench.intake import bomb_refusal
-from avatar_dev.hard_cases import HardCase, near_duplicate, png_bomb
+from avatar_dev.hard_cases import HardCase, heic, near_duplicate, other_people, png_bomb
 
 HARD_CASE_NAMES = [
     "phone-12mp-rotated.jpg", "iphone.heic", "selfie.webp", "alpha.png", "gray16.png", "cmyk.jpg", "empty.jpg",
-    "notes.jpg", "truncated.jpg", "animation.gif", "bomb-40000x40000.png", "tiny.jpg", "nobody.jpg",
+    "notes.jpg", "truncated.jpg", "animation.gif", "bomb-40000x40000.png", "tiny.jpg", "nobody.jpg", "cat.jpg",
     "two-people.jpg", "far-away.jpg", "blurred.jpg", "dark.jpg", "overexposed.jpg",
 ]  # fmt: skip
 
@@ -44,7 +45,7 @@ def test_every_reason_code_has_a_message_and_a_hard_case_or_a_dedicated_test(
     hard_cases: dict[str, HardCase],
 ) -> None:
     covered = {reason for case in hard_cases.values() for reason in case.expected}
-    dedicated = {Reason.DUPLICATE, Reason.FILE_TOO_LARGE}
+    dedicated = {Reason.DUPLICATE, Reason.FILE_TOO_LARGE, Reason.DIFFERENT_PERSON}  # the last: tests/unit/test_intake
     assert covered | dedicated == set(Reason)
     assert set(REASON_MESSAGES) == set(Reason)
 
@@ -121,3 +122,32 @@ def test_a_large_photo_reduced_before_the_checks_keeps_its_exif_orientation(fmt:
     verdict = check_photo(buffer.getvalue()).verdict
 
     assert (verdict.width, verdict.height) == (3000, 6000)  # judged upright, as the phone shows it
+
+
+def test_a_heic_with_more_data_than_a_camera_writes_is_refused_before_decoding(monkeypatch) -> None:
+    from avatar.photo_check import decoding
+
+    rng = np.random.default_rng(5)
+    noise = Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8), mode="RGB")
+    data = heic(noise, quality=95)
+    assert len(data) * 8 / (800 * 600) > decoding.MAX_HEIC_BITS_PER_PIXEL
+    assert check_photo(data).verdict.reasons != (Reason.FILE_TOO_LARGE,)  # under the floor for small files
+    monkeypatch.setattr(decoding, "HEIC_BYTES_FLOOR", 0)
+
+    assert check_photo(data).verdict.reasons == (Reason.FILE_TOO_LARGE,)
+
+
+def test_an_accepted_photo_carries_its_face_descriptor_and_head_turn(selfies: list[Path]) -> None:
+    from avatar.identity.descriptors import decode_descriptor
+
+    verdict = check_photo(selfies[0].read_bytes()).verdict
+
+    assert verdict.descriptor is not None and decode_descriptor(verdict.descriptor).shape == (128,)
+    assert verdict.yaw is not None and -90 < verdict.yaw < 90
+
+
+def test_another_persons_photo_passes_the_single_photo_checks() -> None:
+    # Whether it is the user's face is a judgement on the set (different_person), not on the photo alone.
+    verdict = check_photo(other_people()["astronaut.jpg"]).verdict
+
+    assert verdict.accepted, verdict.reasons

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avatar.fine_tuning.preparation import MANIFEST_NAME, PrepareOptions, prepare_photos, square_crop_box
-from avatar.photo_check.checker import default_face_detector
-from avatar.photo_check.verdict import FaceBox
+from avatar.fine_tuning.preparation import MANIFEST_NAME, PrepareOptions, prepare_photos
+from avatar.photo_check.checker import default_face_models
+from avatar_dev.hard_cases import other_people
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,11 @@ def test_every_selfie_gives_an_exact_size_crop_that_contains_the_face(photos):
 
     assert prepared.photo_count == len(photos)
     assert not prepared.rejected
-    detector = default_face_detector()
+    detector = default_face_models().detector
     for image in prepared.images:
         assert image.pixels.shape == (512, 512, 3)
         assert image.pixels.dtype == np.uint8
-        found = detector.detect(cv2.cvtColor(image.pixels, cv2.COLOR_RGB2GRAY))
+        found = detector.detect(image.pixels)
         assert found, f"no face in the crop of {image.source}"
         face = found[0]
         # The detector finds the face again where preparation says it put it.
@@ -111,19 +111,45 @@ def test_the_manifest_lists_every_image_and_file(photos, tmp_path):
     assert manifest["options"]["resolution"] == 64
 
 
-@pytest.mark.parametrize(
-    ("face", "width", "height"),
-    [
-        (FaceBox(x=400, y=300, w=200, h=200), 1000, 1400),  # room all around
-        (FaceBox(x=10, y=10, w=300, h=300), 1000, 1000),  # face in a corner
-        (FaceBox(x=0, y=500, w=400, h=400), 400, 900),  # face as wide as the photo
-    ],
-)
-def test_the_crop_square_holds_the_face_and_stays_inside_the_photo_when_it_can(face, width, height):
-    box = square_crop_box(face, width, height, face_fraction=0.4, face_center_height=0.42)
+def _rotated_jpeg(path: Path, degrees: float) -> bytes:
+    selfie = Image.open(path).convert("RGB")
+    # Turned about the centre on a larger canvas, as a tilted camera would see it (no black corners near the face).
+    canvas = cv2.copyMakeBorder(np.asarray(selfie), 128, 128, 128, 128, cv2.BORDER_REFLECT)
+    centre = (canvas.shape[1] / 2, canvas.shape[0] / 2)
+    turned = cv2.warpAffine(canvas, cv2.getRotationMatrix2D(centre, degrees, 1.0), canvas.shape[1::-1])
+    buffer = io.BytesIO()
+    Image.fromarray(turned).save(buffer, format="JPEG", quality=92)
+    return buffer.getvalue()
 
-    assert box.w == box.h
-    assert box.x <= face.x and box.y <= face.y
-    assert box.x + box.w >= face.x + face.w and box.y + box.h >= face.y + face.h
-    if box.w <= min(width, height):
-        assert box.x >= 0 and box.y >= 0 and box.x + box.w <= width and box.y + box.h <= height
+
+@pytest.mark.parametrize("degrees", [-18, 0, 12])
+def test_aligned_crops_have_level_eyes_at_the_same_place_however_the_camera_was_tilted(selfies, degrees):
+    options = PrepareOptions(resolution=256)
+    prepared = prepare_photos([(p.name, _rotated_jpeg(p, degrees)) for p in selfies[:4]], options)
+
+    assert prepared.photo_count == 4
+    models = default_face_models()
+    for image in prepared.images:
+        landmarks = models.landmarks.landmarks(image.pixels, models.detector.detect(image.pixels)[0])
+        right, left = landmarks.right_eye_center, landmarks.left_eye_center
+        tilt = np.degrees(np.arctan2(left[1] - right[1], left[0] - right[0]))
+        assert abs(tilt) < 3, (image.source, tilt)
+        middle = (left + right) / 2 / 256
+        assert abs(middle[0] - 0.5) < 0.03 and abs(middle[1] - options.eye_height) < 0.03, middle
+        # The eye distance asked for, or closer where the photo is too tight to frame that without inventing pixels.
+        assert options.eye_distance - 0.02 < np.linalg.norm(left - right) / 256 < options.max_eye_distance + 0.02
+        assert abs(image.rotation + degrees) < 4  # the crop undid the camera's tilt
+
+
+def test_a_photo_of_someone_else_is_left_out_and_the_identity_is_the_persons(photos):
+    stranger = other_people()["astronaut.jpg"]
+    prepared = prepare_photos([*photos[:5], ("astronaut.jpg", stranger)], PrepareOptions(resolution=64))
+
+    assert [(p.source, p.reason) for p in prepared.rejected] == [("astronaut.jpg", "different_person")]
+    identity = prepared.identity()
+    assert identity is not None and identity.descriptors.shape == (5, 128)
+    models = default_face_models()
+    for name, data in photos[5:]:
+        rgb = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        descriptor = models.describer.describe(rgb, models.landmarks.landmarks(rgb, models.detector.detect(rgb)[0]))
+        assert identity.likeness(descriptor) > 0.6, name

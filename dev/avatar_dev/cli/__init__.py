@@ -15,6 +15,7 @@ from typing import Any
 
 EXAMPLES = """examples:
   avatar check ../shared/faces                  # the photo checks of the upload pipeline, one line per photo
+  avatar likeness --reference ../shared/faces photo.jpg   # how alike a face is to a person (0 to 1)
   avatar train ../shared/faces --out build/train
   avatar generate --model build/train/model.tar.gz --prompt "<<TOK>> as an astronaut" --out build/avatars
   avatar demo                                   # the whole product on this machine, with a report
@@ -60,7 +61,7 @@ def _versions() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from avatar_dev.cli import bench, deploy, photos, serving, stack, training
+    from avatar_dev.cli import bench, deploy, identity, photos, serving, stack, training
 
     parser = argparse.ArgumentParser(
         prog="avatar",
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_versions())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (photos, training, serving, stack, bench, deploy):
+    for group in (photos, identity, training, serving, stack, bench, deploy):
         group.add_commands(commands)
     return parser
 

@@ -13,8 +13,9 @@ from avatar_dev.cli import add_command
 # What a folder argument picks up: every format the check knows how to refuse, not only those it accepts.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".gif", ".bmp", ".tif", ".tiff", ".avif"}
 
-CHECK_NOTES = """Folders are read for photo files (JPEG, PNG, WebP, HEIC and other image suffixes). Duplicates are found
-across the photos given, as across a user's uploads.
+CHECK_NOTES = """Folders are read for photo files (JPEG, PNG, WebP, HEIC and other image suffixes). Duplicates, and
+photos of someone other than the person most photos show (`different_person`), are found across the photos given, as
+across a user's uploads; the summary says how the accepted photos cover front, left and right.
 
 exit codes:
   0  every argument was read and every photo got its verdict (refused photos included)
@@ -60,45 +61,70 @@ def read_photo(argument: PhotoArgument) -> tuple[bytes | None, str | None]:
 
 
 def _check(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
+    from avatar.identity.coverage import coverage
+    from avatar.identity.descriptors import decode_descriptor
+    from avatar.identity.likeness import person_of_set
     from avatar.photo_check.checker import check_photo
+    from avatar.photo_check.verdict import PhotoVerdict, Reason
     from avatar.records import PHOTOS_NEEDED
 
-    accepted: dict[str, str] = {}  # the photos accepted so far: a later copy of one is a duplicate
-    refused = unreadable = 0
+    fingerprints: dict[str, str] = {}  # the photos accepted so far: a later copy of one is a duplicate
+    verdicts: list[tuple[str, PhotoVerdict | None, str | None]] = []
     for argument in find_photos(args.photos):
         data, problem = read_photo(argument)
         if data is None:
-            unreadable += 1
-            _print(args, {"photo": argument.given, "error": problem}, f"{argument.given}: {problem}")
+            verdicts.append((argument.given, None, problem))
             continue
-        verdict = check_photo(data, accepted_fingerprints=accepted).verdict
+        verdict = check_photo(data, accepted_fingerprints=fingerprints).verdict
         if verdict.accepted and verdict.fingerprint:
-            accepted[argument.given] = verdict.fingerprint
-        else:
-            refused += 1
+            fingerprints[argument.given] = verdict.fingerprint
+        verdicts.append((argument.given, verdict, None))
+    # The set's person, as the upload pipeline judges a user's photos: the others are `different_person`.
+    descriptors = {g: decode_descriptor(v.descriptor) for g, v, _ in verdicts if v and v.accepted and v.descriptor}
+    person = person_of_set(descriptors)
+    if person is not None:
+        different = {"accepted": False, "reasons": (Reason.DIFFERENT_PERSON,)}
+        verdicts = [
+            (g, v.model_copy(update=different) if v and g in descriptors and g not in person else v, p)
+            for g, v, p in verdicts
+        ]
+    accepted = refused = unreadable = 0
+    for given, judged, problem in verdicts:
+        if judged is None:
+            unreadable += 1
+            _print(args, {"photo": given, "error": problem}, f"{given}: {problem}")
+            continue
+        verdict = judged
+        accepted += verdict.accepted
+        refused += not verdict.accepted
         face = verdict.face.model_dump() if verdict.face else None
         line = {
-            "photo": argument.given,
+            "photo": given,
             "accepted": verdict.accepted,
             "reasons": [str(r) for r in verdict.reasons],
             "messages": verdict.messages,
             "face": face,
             "duplicate_of": verdict.duplicate_of,
+            "yaw": verdict.yaw if verdict.accepted else None,
         }
         if verdict.accepted and verdict.face:
             box = verdict.face
-            text = f"{argument.given}: accepted (face {box.w}x{box.h} at {box.x},{box.y})"
+            turn = round(verdict.yaw or 0)
+            text = f"{given}: accepted (face {box.w}x{box.h} at {box.x},{box.y}, turned {turn:+d} degrees)"
         else:
             explained = "; ".join(f"{r}: {m}" for r, m in zip(verdict.reasons, verdict.messages, strict=True))
             duplicate = f" (same as {verdict.duplicate_of})" if verdict.duplicate_of else ""
-            text = f"{argument.given}: refused - {explained}{duplicate}"
+            text = f"{given}: refused - {explained}{duplicate}"
         _print(args, line, text)
-    needed = max(0, PHOTOS_NEEDED - len(accepted))
-    summary = {"checked": len(accepted) + refused, "accepted": len(accepted), "refused": refused}
-    summary |= {"unreadable": unreadable, "needed_to_train": needed}
-    text = f"{summary['checked']} photos checked: {len(accepted)} accepted, {refused} refused"
+    needed = max(0, PHOTOS_NEEDED - accepted)
+    turns = coverage(v.yaw for _, v, _ in verdicts if v and v.accepted and v.yaw is not None)
+    summary: dict[str, Any] = {"checked": accepted + refused, "accepted": accepted, "refused": refused}
+    summary |= {"unreadable": unreadable, "needed_to_train": needed, "coverage": turns.model_dump()}
+    text = f"{summary['checked']} photos checked: {accepted} accepted, {refused} refused"
     text += f"; {unreadable} could not be read" if unreadable else ""
     text += f". A training needs {PHOTOS_NEEDED} accepted photos: " + (f"{needed} more." if needed else "ready.")
+    text += f" Facing: {turns.front} front, {turns.left} left, {turns.right} right."
+    text += "".join(f" {advice}" for advice in turns.advice)
     _print(args, {"summary": summary}, text)
     return 1 if unreadable else 0
 

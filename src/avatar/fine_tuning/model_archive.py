@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 from avatar.contracts.training import TrainingFigures, TrainingOptions
 from avatar.errors import UnsafeArchive
-from avatar.lora_format import LORA_FOLDER, LORA_WEIGHTS, METADATA_NAME
+from avatar.lora_format import IDENTITY_NAME, LORA_FOLDER, LORA_WEIGHTS, METADATA_NAME
 
 TRITON_MODELS = Path("gpu") / "triton"
 USER_MODEL = "user_model"
@@ -146,13 +146,15 @@ def model_folder_members(
 def package_user_model(
     lora_dir: Path, *, name: str, template: Path | None = None, execution_env: str | None = None
 ) -> bytes:
-    """The per-user model as a .tar.gz: `<name>/config.pbtxt`, `<name>/1/model.py`, `<name>/1/lora/*`.
+    """The per-user model as a .tar.gz: `<name>/config.pbtxt`, `<name>/1/model.py`, `<name>/1/lora/*` (the weights,
+    the metadata and, where the photos had faces the models could describe, the identity).
 
     `execution_env`: where the multi-model endpoint keeps the models' conda-pack environment (on SageMaker, where
     the image's own Python lacks torch and diffusers); None for a Triton whose Python has them (the local one).
     """
     members = model_folder_members(template or user_model_template(), name, execution_env=execution_env)
-    members += [(f"{name}/1/{LORA_FOLDER}/{file}", lora_dir / file) for file in (LORA_WEIGHTS, METADATA_NAME)]
+    files = [LORA_WEIGHTS, METADATA_NAME, *([IDENTITY_NAME] if (lora_dir / IDENTITY_NAME).is_file() else [])]
+    members += [(f"{name}/1/{LORA_FOLDER}/{file}", lora_dir / file) for file in files]
     return reproducible_tar_gz(members)
 
 

@@ -1,4 +1,5 @@
-"""Training images from photos: largest face -> square crop with margin -> pad -> resize, optional new backgrounds."""
+"""Training images from photos: largest face -> landmarks -> aligned square crop (eyes level, at the same place in
+every crop) -> optional new backgrounds; each photo's face descriptor, for the identity stored with the model."""
 
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ from avatar.contracts.training import RejectedPhoto
 from avatar.errors import PhotoRefused
 from avatar.fine_tuning.backgrounds import generate_background
 from avatar.fine_tuning.segmentation import GrabCutSegmenter, PersonSegmenter
-from avatar.photo_check.checker import default_face_detector
+from avatar.identity.alignment import AlignedCrop, aligned_crop
+from avatar.identity.likeness import Identity, IdentityPolicy, person_of_set
+from avatar.identity.models import FaceModels
+from avatar.photo_check.checker import default_face_models
 from avatar.photo_check.decoding import decode_upright, open_photo
-from avatar.photo_check.faces import FaceDetector
 from avatar.photo_check.verdict import FaceBox
 
 MANIFEST_NAME = "manifest.json"
@@ -31,10 +34,19 @@ class PrepareOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     resolution: int = Field(512, ge=64, le=1024, description="side of the square training images")
-    face_fraction: float = Field(
-        0.4, gt=0.1, le=0.9, description="face width as a fraction of the crop: 0.4 keeps hair, neck and shoulders"
+    eye_distance: float = Field(
+        0.17,
+        gt=0.04,
+        le=0.4,
+        description="distance between the eye centres as a fraction of the crop: 0.17 keeps hair, neck and shoulders",
     )
-    face_center_height: float = Field(0.42, ge=0.2, le=0.6, description="where the face centre sits, from the top")
+    eye_height: float = Field(0.4, ge=0.15, le=0.6, description="where the eyes sit, from the top, as a fraction")
+    max_eye_distance: float = Field(
+        0.3,
+        gt=0.04,
+        le=0.5,
+        description="how far a crop may zoom in (eye distance as a fraction) to stay inside a tight photo",
+    )
     backgrounds_per_photo: int = Field(0, ge=0, le=8, description="extra copies with generated backgrounds")
     seed: int = 0
     max_pixels: int = 64_000_000
@@ -50,8 +62,10 @@ class PreparedImage:
     pixels: np.ndarray
     face: FaceBox
     crop: FaceBox
+    rotation: float = 0.0
     background: str | None = None
     person_mask: np.ndarray | None = field(default=None, repr=False)
+    descriptor: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -67,6 +81,11 @@ class PreparedSet:
         """How many photos gave a training image (background variations not counted)."""
         return len({image.source for image in self.images})
 
+    def identity(self) -> Identity | None:
+        """The person the training images show: the descriptors of the photos used (None without any)."""
+        descriptors = [image.descriptor for image in self.images if image.descriptor is not None]
+        return Identity.of(descriptors) if descriptors else None
+
     def manifest(self) -> dict[str, Any]:
         """What was made from what, reproducibly."""
         return {
@@ -77,6 +96,7 @@ class PreparedSet:
                     "source": image.source,
                     "face": image.face.model_dump(),
                     "crop": image.crop.model_dump(),
+                    "rotation": image.rotation,
                     "background": image.background,
                 }
                 for image in self.images
@@ -95,52 +115,23 @@ class PreparedSet:
         return path
 
 
-def square_crop_box(
-    face: FaceBox, image_width: int, image_height: int, *, face_fraction: float, face_center_height: float
-) -> FaceBox:
-    """The square around a face: face `face_fraction` of its width, face centre at `face_center_height`.
-
-    The square shrinks (down to 1.25x the face) and slides to stay inside the photo, since padding invents pixels;
-    only a face too close to the edge for that is padded.
-    """
-    wanted = round(max(face.w, face.h) / face_fraction)
-    side = max(min(wanted, image_width, image_height), round(1.25 * max(face.w, face.h)))
-    center_x = face.x + face.w / 2
-    center_y = face.y + face.h / 2
-    x = round(center_x - side / 2)
-    y = round(center_y - face_center_height * side)
-    # Slide inside the photo, but never so far that the face leaves the square.
-    x = min(max(x, 0), image_width - side) if side <= image_width else x
-    y = min(max(y, 0), image_height - side) if side <= image_height else y
-    x = min(max(x, face.x + face.w - side), face.x)
-    y = min(max(y, face.y + face.h - side), face.y)
-    return FaceBox(x=x, y=y, w=side, h=side)
-
-
-def crop_padded(pixels: np.ndarray, box: FaceBox) -> np.ndarray:
-    """Cut `box` out of `pixels`, replicating the edge where the box leaves the photo (no mirrored faces)."""
-    height, width = pixels.shape[:2]
-    top, left = max(0, -box.y), max(0, -box.x)
-    bottom, right = max(0, box.y + box.h - height), max(0, box.x + box.w - width)
-    inside = pixels[max(0, box.y) : min(height, box.y + box.h), max(0, box.x) : min(width, box.x + box.w)]
-    if top or left or bottom or right:
-        inside = cv2.copyMakeBorder(inside, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    return inside
-
-
 def prepare_photos(
     photos: Sequence[tuple[str, bytes]],
     options: PrepareOptions | None = None,
     *,
-    detector: FaceDetector | None = None,
+    face_models: FaceModels | None = None,
     segmenter: PersonSegmenter | None = None,
+    identity: IdentityPolicy | None = None,
 ) -> PreparedSet:
-    """Prepare training images from `(source name, bytes)` pairs; deterministic for `options.seed`."""
+    """Prepare training images from `(source name, bytes)` pairs; deterministic for `options.seed`.
+
+    Photos whose face is not the person most of the photos show are left out (`different_person`), as the photo
+    check refuses them on upload."""
     options = options or PrepareOptions()
-    detector = detector or default_face_detector()
+    face_models = face_models or default_face_models()
     if options.backgrounds_per_photo and segmenter is None:
         segmenter = GrabCutSegmenter()
-    images: list[PreparedImage] = []
+    found: dict[int, tuple[str, bytes, AlignedCrop, np.ndarray]] = {}
     rejected: list[RejectedPhoto] = []
     for index, (source, data) in enumerate(photos):
         try:
@@ -149,47 +140,45 @@ def prepare_photos(
         except PhotoRefused as refused:
             rejected.append(RejectedPhoto(source=source, reason="unreadable", detail=str(refused)))
             continue
-        faces = detector.detect(cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY))
+        faces = face_models.detector.detect(pixels)
         if not faces:
             rejected.append(RejectedPhoto(source=source, reason="no_face", detail="no face found"))
             continue
-        face = faces[0]
-        box = square_crop_box(
-            face,
-            pixels.shape[1],
-            pixels.shape[0],
-            face_fraction=options.face_fraction,
-            face_center_height=options.face_center_height,
+        landmarks = face_models.landmarks.landmarks(pixels, faces[0])
+        descriptor = face_models.describer.describe(pixels, landmarks)
+        cut = aligned_crop(
+            pixels,
+            landmarks,
+            side=options.resolution,
+            eye_distance=options.eye_distance,
+            eye_height=options.eye_height,
+            max_eye_distance=options.max_eye_distance,
         )
-        side = options.resolution
-        crop = cv2.resize(crop_padded(pixels, box), (side, side), interpolation=cv2.INTER_AREA)
-        scale = side / box.w
-        face_in_crop = FaceBox(
-            x=round((face.x - box.x) * scale),
-            y=round((face.y - box.y) * scale),
-            w=round(face.w * scale),
-            h=round(face.h * scale),
-        )
+        found[index] = (source, data, cut, descriptor)
+    person = person_of_set({str(index): found[index][3] for index in found}, identity)
+    images: list[PreparedImage] = []
+    for index, (source, data, cut, descriptor) in found.items():
+        if person is not None and str(index) not in person:
+            detail = "the face is not the person most of the photos show"
+            rejected.append(RejectedPhoto(source=source, reason="different_person", detail=detail))
+            continue
         name = f"{index:03d}-{hashlib.sha256(data).hexdigest()[:10]}"
-        images.append(PreparedImage(name=name, source=source, pixels=crop, face=face_in_crop, crop=box))
+        crop, face_in_crop = cut.pixels, cut.face
+        common: dict[str, Any] = {"source": source, "face": face_in_crop, "crop": cut.source_square}
+        common["rotation"] = cut.rotation
+        images.append(PreparedImage(name=name, pixels=crop, descriptor=descriptor, **common))
         if not options.backgrounds_per_photo:
             continue
         assert segmenter is not None
         rng = np.random.default_rng([options.seed, index])
         mask = segmenter.segment(crop, face_in_crop, seed=options.seed + index)
         for variation in range(options.backgrounds_per_photo):
-            kind, background = generate_background(side, rng)
+            kind, background = generate_background(options.resolution, rng)
             alpha = mask[..., None]
             composite = (crop * alpha + background * (1 - alpha)).round().astype(np.uint8)
             images.append(
                 PreparedImage(
-                    name=f"{name}-bg{variation}",
-                    source=source,
-                    pixels=composite,
-                    face=face_in_crop,
-                    crop=box,
-                    background=kind,
-                    person_mask=mask,
+                    name=f"{name}-bg{variation}", pixels=composite, background=kind, person_mask=mask, **common
                 )
             )
     return PreparedSet(options=options, images=tuple(images), rejected=tuple(rejected))

@@ -44,6 +44,11 @@ class PhotoRecords(Protocol):
         False when skipped."""
         ...
 
+    def replace_verdict(self, photo: Photo, *, expected: Photo) -> bool:
+        """Store `photo` over `expected` only if the record still holds the upload `expected` has (its `sequencer`),
+        accepted or not as `expected` was; False when it changed or is gone."""
+        ...
+
     def delete_photo(self, user_id: str, photo_id: str) -> None:
         """Remove the photo record; raises PhotoNotFound."""
 

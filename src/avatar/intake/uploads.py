@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from avatar import object_keys
 from avatar.errors import AccountErasing, ConcurrentUpdate, PhotoNotFound, TooManyPhotos
+from avatar.identity.coverage import Coverage, coverage
 from avatar.intake.ports import PhotoFiles, PhotoRecords, PresignedUpload
 from avatar.records import PHOTOS_NEEDED, Photo, PhotoStatus
 
@@ -40,6 +41,7 @@ class PhotoSet:
     photos: list[Photo]
     accepted: int
     needed: int
+    coverage: Coverage
 
 
 def _live_photos(photos: list[Photo], limits: IntakeLimits, now: datetime) -> list[Photo]:
@@ -93,8 +95,9 @@ def request_uploads(
 def photo_set(user_id: str, *, photos: PhotoRecords, limits: IntakeLimits, now: datetime) -> PhotoSet:
     """The user's photos, oldest first, with the accepted count and how many are still needed."""
     live = sorted(_live_photos(photos.list_photos(user_id), limits, now), key=lambda p: p.created_at)
-    accepted = sum(1 for p in live if p.status is PhotoStatus.ACCEPTED)
-    return PhotoSet(photos=live, accepted=accepted, needed=max(0, PHOTOS_NEEDED - accepted))
+    accepted = [p for p in live if p.status is PhotoStatus.ACCEPTED]
+    turns = coverage([p.yaw for p in accepted if p.yaw is not None])
+    return PhotoSet(photos=live, accepted=len(accepted), needed=max(0, PHOTOS_NEEDED - len(accepted)), coverage=turns)
 
 
 def delete_photo(user_id: str, photo_id: str, *, photos: PhotoRecords, files: PhotoFiles) -> None:

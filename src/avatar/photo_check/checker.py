@@ -10,9 +10,11 @@ import cv2
 import numpy as np
 
 from avatar.errors import PhotoRefused
+from avatar.identity.descriptors import encode_descriptor
+from avatar.identity.models import FaceModels
+from avatar.identity.pose import head_turn
 from avatar.photo_check import measures
 from avatar.photo_check.decoding import decode_upright, encode_normalized, open_photo
-from avatar.photo_check.faces import FaceDetector, HaarCascadeFaceDetector
 from avatar.photo_check.policy import CheckPolicy, check_size
 from avatar.photo_check.verdict import PhotoVerdict, Reason
 
@@ -32,21 +34,26 @@ class CheckedPhoto:
 
 
 @cache
-def default_face_detector() -> FaceDetector:
-    """The offline default detector, built once per process."""
-    return HaarCascadeFaceDetector()
+def default_face_models() -> FaceModels:
+    """The offline default face models (dlib's, shipped in a package), built once per process."""
+    from avatar.identity.dlib_models import dlib_face_models
+
+    return dlib_face_models()
 
 
 def check_photo(
     data: bytes,
     *,
     policy: CheckPolicy | None = None,
-    detector: FaceDetector | None = None,
+    face_models: FaceModels | None = None,
     accepted_fingerprints: Mapping[str, str] | None = None,
 ) -> CheckedPhoto:
-    """Check one photo. `accepted_fingerprints` maps the user's other accepted photos to their fingerprints."""
+    """Check one photo. `accepted_fingerprints` maps the user's other accepted photos to their fingerprints.
+
+    Whether the face is the person the user's other photos show is a judgement on the set, made by the caller from
+    the accepted photo's descriptor (`avatar.identity.likeness.person_of_set`)."""
     policy = policy or CheckPolicy()
-    detector = detector or default_face_detector()
+    face_models = face_models or default_face_models()
     size_reason = check_size(len(data), policy)
     if size_reason is not None:
         return CheckedPhoto(PhotoVerdict(accepted=False, reasons=(size_reason,)))
@@ -68,7 +75,7 @@ def check_photo(
         width, height = height, width
     seen = PhotoVerdict(accepted=False, format=header.format, width=width, height=height)
 
-    faces = detector.detect(gray)
+    faces = face_models.detector.detect(pixels)
     if not faces:
         # Say why no face was found when the whole photo is badly exposed.
         why_not = (Reason.NO_FACE, *_exposure_reasons(measures.brightness(gray), policy))
@@ -103,7 +110,12 @@ def check_photo(
     for photo_id, other in (accepted_fingerprints or {}).items():
         if measures.fingerprint_distance(own_fingerprint, other) <= policy.max_duplicate_distance:
             return CheckedPhoto(seen.model_copy(update={"reasons": (Reason.DUPLICATE,), "duplicate_of": photo_id}))
-    return CheckedPhoto(seen.model_copy(update={"accepted": True}), pixels=pixels)
+    landmarks = face_models.landmarks.landmarks(pixels, face)
+    identity = {
+        "descriptor": encode_descriptor(face_models.describer.describe(pixels, landmarks)),
+        "yaw": head_turn(landmarks),
+    }
+    return CheckedPhoto(seen.model_copy(update={"accepted": True, **identity}), pixels=pixels)
 
 
 def _exposure_reasons(mean_luminance: float, policy: CheckPolicy) -> tuple[Reason, ...]:

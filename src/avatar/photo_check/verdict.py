@@ -22,12 +22,16 @@ class Reason(StrEnum):
     TOO_DARK = "too_dark"
     TOO_BRIGHT = "too_bright"
     DUPLICATE = "duplicate"
+    DIFFERENT_PERSON = "different_person"
 
 
 REASON_MESSAGES: dict[Reason, str] = {
     Reason.NOT_AN_IMAGE: "The file is empty, damaged or not an image.",
     Reason.UNSUPPORTED_FORMAT: "Use a JPEG, PNG, WebP or HEIC photo.",
-    Reason.FILE_TOO_LARGE: "The file is larger than the upload limit; export a smaller photo.",
+    Reason.FILE_TOO_LARGE: (
+        "The file is too large (over the upload limit, or a HEIC with far more data than a camera writes); "
+        "export a smaller photo or a JPEG."
+    ),
     Reason.TOO_MANY_PIXELS: "The image has too many pixels; export it at a lower resolution.",
     Reason.RESOLUTION_TOO_LOW: "The photo is too small; use a photo at least 512 pixels on its short side.",
     Reason.NO_FACE: "No face was found; take a photo facing the camera.",
@@ -37,6 +41,9 @@ REASON_MESSAGES: dict[Reason, str] = {
     Reason.TOO_DARK: "Your face is too dark; take the photo in better light.",
     Reason.TOO_BRIGHT: "Your face is overexposed; avoid direct light or flash.",
     Reason.DUPLICATE: "This photo is the same as one you already uploaded; use a different one.",
+    Reason.DIFFERENT_PERSON: (
+        "The face in this photo is not the person most of your photos show; upload photos of only one person."
+    ),
 }
 
 
@@ -54,6 +61,12 @@ class FaceBox(BaseModel):
     def area(self) -> int:
         """Area in pixels."""
         return self.w * self.h
+
+    def clipped(self, width: int, height: int) -> FaceBox:
+        """The part of the box inside a `width` x `height` image (detectors may reach past the edge)."""
+        x0, y0 = max(0, self.x), max(0, self.y)
+        x1, y1 = min(width, self.x + self.w), min(height, self.y + self.h)
+        return FaceBox(x=x0, y=y0, w=max(0, x1 - x0), h=max(0, y1 - y0))
 
     def scaled(self, factor: float) -> FaceBox:
         """The same box in an image resized by `factor`."""
@@ -80,6 +93,9 @@ class PhotoVerdict(BaseModel):
     brightness: float | None = None
     fingerprint: str | None = None
     duplicate_of: str | None = None
+    # Of an accepted photo: the face descriptor (base64 float32, avatar.identity.descriptors) and head turn.
+    descriptor: str | None = None
+    yaw: float | None = None
 
     @property
     def messages(self) -> list[str]:

@@ -63,6 +63,18 @@ class PhotoTable(UserPartition):
             **{":seq": photo.sequencer},
         )
 
+    def replace_verdict(self, photo: Photo, *, expected: Photo) -> bool:
+        """Overwrite a recorded verdict only while the item holds the same upload, still accepted (an accepted photo
+        is the one with a normalized copy) or still not, as `expected` was."""
+        accepted = (
+            "attribute_exists(normalized_key)" if expected.normalized_key else "attribute_not_exists(normalized_key)"
+        )
+        return self.table.put(
+            photo_item(photo),
+            f"attribute_exists(PK) AND sequencer = :seq AND {accepted}",
+            **{":seq": expected.sequencer},
+        )
+
     def delete_photo(self, user_id: str, photo_id: str) -> None:
         """Delete the photo item; raises PhotoNotFound if it is not there."""
         deleted = self.table.call(

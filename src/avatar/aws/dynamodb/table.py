@@ -69,9 +69,20 @@ def sortable(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
 
 
+def _numbers(value: Any) -> Any:
+    """Floats as Decimals (boto3's serializer refuses floats, to make the caller choose the precision: their repr)."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {name: _numbers(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_numbers(item) for item in value]
+    return value
+
+
 def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
     """Plain values as DynamoDB attribute values (None is left out)."""
-    return {name: _serializer.serialize(value) for name, value in values.items() if value is not None}
+    return {name: _serializer.serialize(_numbers(value)) for name, value in values.items() if value is not None}
 
 
 def _plain(value: Any) -> Any:
