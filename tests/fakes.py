@@ -263,6 +263,7 @@ class FakeBucket:
         self.name = name
         self.versions: dict[str, list[bytes]] = defaultdict(list)
         self.fail_next: dict[str, int] = defaultdict(int)  # operation -> how many calls fail with StorageUnavailable
+        self.likeness: dict[str, tuple[float | None, bool | None]] = {}  # generated image -> (likeness, face found)
 
     def _maybe_fail(self, operation: str) -> None:
         if self.fail_next[operation] > 0:
@@ -331,9 +332,10 @@ class FakeBucket:
             self.versions.pop(key, None)
 
     # ImageStore
-    def put_png(self, key: str, png: bytes) -> None:
+    def put_png(self, key: str, png: bytes, *, likeness: float | None, face_found: bool | None) -> None:
         self._maybe_fail("put_png")
         self.put(key, png)
+        self.likeness[key] = (likeness, face_found)
 
     def share(self, key: str, *, expires_in: int) -> str:
         return f"https://{self.name}.s3.local/{key}?expires={expires_in}"

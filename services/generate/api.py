@@ -8,7 +8,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from avatar.contracts.generation import GenerationRequest
 from avatar.generation.avatars import FairShare, RetryPolicy, create_avatars
@@ -26,10 +26,14 @@ STORE_SECONDS = 4
 
 
 class AvatarOut(BaseModel):
-    """One generated image: a short-lived URL and the seed that makes it again."""
+    """One generated image: a short-lived URL, the seed that makes it again, and its likeness to the user."""
 
     url: str
     seed: int
+    likeness: float | None = Field(
+        None, description="0-1, higher is more like the user (0.5: the same-person threshold); null when not scored"
+    )
+    face_found: bool | None = Field(None, description="whether a face was found in the image; null when not scored")
 
 
 class AvatarsOut(BaseModel):
@@ -62,7 +66,9 @@ def generate_avatars(request: GenerationRequest) -> AvatarsOut:
             native_side=settings.native_side,
         ),
     )
-    return AvatarsOut(images=[AvatarOut(url=a.url, seed=a.seed) for a in made])
+    return AvatarsOut(
+        images=[AvatarOut(url=a.url, seed=a.seed, likeness=a.likeness, face_found=a.face_found) for a in made]
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

@@ -54,6 +54,7 @@ def test_demo_runs_the_whole_flow_and_writes_a_report(
     assert len(list((out / "normalized").glob("*.jpg"))) == 18  # 11 selfies and 7 accepted hard cases
     assert len(list((out / "prepared").glob("*.png"))) == 11
     assert len(list((out / "avatars").glob("*.png"))) == 6  # three prompts, two images each
+    assert report.count("no face found: likeness unknown") == 6  # every avatar scored; the tiny model draws no face
 
 
 @pytest.mark.parametrize(

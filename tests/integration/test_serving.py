@@ -118,6 +118,25 @@ def test_a_ready_user_gets_avatars_as_presigned_urls(stack: GenerateStack, user_
     assert stored["KeyCount"] == 2
 
 
+def test_every_avatar_has_its_likeness_and_best_of_returns_the_images_asked_for(
+    stack: GenerateStack, user_models: list[Path]
+):
+    stack.ready_user("carol", user_models[2])
+
+    status, body, _ = stack.generate(
+        "carol", {"prompt": "<<TOK>> portrait", "seed": 7, "num_images": 2, "best_of": 3, **SMALL}
+    )
+
+    assert status == 200, body
+    # The tiny base draws no faces: every candidate is scored "no face", so the first two keep their seed order.
+    assert [(i["seed"], i["face_found"], i["likeness"]) for i in body["images"]] == [(7, False, None), (8, False, None)]
+    stored = stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/carol/")["Contents"]
+    assert len(stored) == 2
+    for entry in stored:
+        head = stack.intake.s3.head_object(Bucket=stack.intake.bucket, Key=entry["Key"])
+        assert head["Metadata"] == {"face-found": "false"}
+
+
 def test_loras_switch_per_user_on_the_one_base(stack: GenerateStack, user_models: list[Path]):
     stack.ready_user("alice", user_models[0])
     stack.ready_user("bob", user_models[1])

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from avatar.contracts.generation import GeneratedImage, GenerationRequest, most_alike
 from avatar.identity.coverage import Facing, coverage, facing
 from avatar.identity.descriptors import decode_descriptor, encode_descriptor
 from avatar.identity.likeness import Identity, IdentityPolicy, face_distance, likeness, person_of_set
 from avatar.identity.pose import head_turn
+from avatar.identity.scoring import score_images
 from avatar.photo_check.checker import default_face_models
 from avatar_dev.hard_cases import cat_photo, other_people
 
@@ -113,3 +116,46 @@ def test_head_turn_changes_sign_in_a_mirror_and_coverage_advises_what_is_missing
     )
     assert coverage([0.0, 25.0, -25.0]).advice == ()
     assert coverage([]).advice == ()
+
+
+def _png(data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_generated_images_are_scored_against_the_identity_and_best_of_keeps_the_most_alike(
+    selfies: list[Path], selfie_descriptors: dict[str, np.ndarray]
+) -> None:
+    identity = Identity.of(d for name, d in selfie_descriptors.items() if name != selfies[-1].name)
+    wall = io.BytesIO()
+    Image.new("RGB", (256, 256), (90, 120, 150)).save(wall, format="PNG")
+    candidates = [
+        GeneratedImage(png=wall.getvalue(), seed=10),
+        GeneratedImage(png=_png(other_people()["astronaut.jpg"]), seed=11),
+        GeneratedImage(png=_png(selfies[-1].read_bytes()), seed=12),
+    ]
+
+    scored = score_images(candidates, identity, default_face_models())
+
+    assert [(image.seed, image.face_found) for image in scored] == [(10, False), (11, True), (12, True)]
+    assert scored[0].likeness is None and scored[1].likeness < 0.5 < scored[2].likeness  # type: ignore[operator]
+    assert [image.seed for image in most_alike(scored, 2)] == [12, 11]
+    # Without an identity nothing is scored, and the first images are kept in seed order.
+    unscored = score_images(candidates, None, default_face_models())
+    assert all(image.face_found is None for image in unscored)
+    assert [image.seed for image in most_alike(unscored, 2)] == [10, 11]
+    # Through the Triton output's encoding and back.
+    for image in scored:
+        assert GeneratedImage(png=b"", seed=image.seed).with_likeness_value(image.likeness_value) == replace(
+            image, png=b""
+        )
+
+
+def test_best_of_generates_more_candidates_and_they_count_in_the_cost() -> None:
+    request = GenerationRequest(prompt="<<TOK>>", num_images=2, best_of=4, steps=10, width=512, height=512)
+    assert request.candidates == 4 and request.as_candidates().num_images == 4
+    assert request.step_megapixels() == pytest.approx(10 * 0.262144 * 4)
+    assert GenerationRequest(prompt="x", num_images=2).candidates == 2
+    with pytest.raises(ValueError, match="best_of must be at least num_images"):
+        GenerationRequest(prompt="x", num_images=3, best_of=2)

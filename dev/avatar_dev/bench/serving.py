@@ -107,7 +107,7 @@ def train_user_models(users: int, *, base_model: str, cache_dir: Path, out: Path
     from avatar.contracts.training import TrainingOptions
     from avatar.diffusion.base_checkpoints import resolve_base_model
     from avatar.fine_tuning.class_images import LocalClassImageStore
-    from avatar.fine_tuning.model_archive import package_user_model, triton_model_name, write_metadata
+    from avatar.fine_tuning.model_archive import package_user_model, triton_model_name, write_identity, write_metadata
     from avatar.fine_tuning.preparation import PrepareOptions, prepare_photos
     from avatar.fine_tuning.trainer import train_lora
     from avatar_dev.paths import shared_faces_dir
@@ -140,6 +140,7 @@ def train_user_models(users: int, *, base_model: str, cache_dir: Path, out: Path
             metrics=metrics,
             photos=len(images),
         )
+        write_identity(lora, prepared.identity())
         archive = out / f"user-{user}.tar.gz"
         archive.write_bytes(package_user_model(lora, name=triton_model_name(f"user{user}", "v1")))
         archives.append(archive)

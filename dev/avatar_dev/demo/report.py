@@ -91,11 +91,22 @@ class TrainingRun:
 
 @dataclass(frozen=True)
 class Avatar:
-    """A generated image, its prompt and seed."""
+    """A generated image, its prompt and seed, and its likeness to the person (None: not scored)."""
 
     prompt: str
     seed: int
     file: str
+    likeness: float | None = None
+    face_found: bool | None = None
+
+    @property
+    def likeness_text(self) -> str:
+        """How alike, in words for the report."""
+        if self.face_found is None:
+            return "likeness not scored"
+        if not self.face_found:
+            return "no face found: likeness unknown"
+        return f"likeness <b>{self.likeness:.2f}</b>"
 
 
 @dataclass(frozen=True)
@@ -174,7 +185,7 @@ def _avatars(report: Report) -> list[str]:
         lines.append(
             f"<li class=card><img src='avatars/{escape(avatar.file)}' alt='avatar, seed {avatar.seed}' "
             "style='width:100%;image-rendering:pixelated'>"
-            f"<div class=text>{escape(avatar.prompt)}<br>seed <b>{avatar.seed}</b></div></li>"
+            f"<div class=text>{escape(avatar.prompt)}<br>seed <b>{avatar.seed}</b><br>{avatar.likeness_text}</div></li>"
         )
     lines.append("</ul>")
     return lines

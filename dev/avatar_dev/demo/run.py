@@ -343,6 +343,14 @@ def generate_avatars(client: Client, folder: Path) -> list[Avatar]:
         for image_index, image in enumerate(answer["images"]):
             name = f"{index}-{image_index}-{image['seed']}.png"
             (folder / name).write_bytes(client.download(image["url"]))
-            avatars.append(Avatar(prompt=prompt, seed=image["seed"], file=name))
+            avatars.append(
+                Avatar(
+                    prompt=prompt,
+                    seed=image["seed"],
+                    file=name,
+                    likeness=image.get("likeness"),
+                    face_found=image.get("face_found"),
+                )
+            )
         print(f"  {prompt!r}: seeds {', '.join(str(image['seed']) for image in answer['images'])}", flush=True)
     return avatars

@@ -12,7 +12,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
-from avatar.contracts.generation import DEADLINE, FORGET, GeneratedImage, GenerationRequest
+from avatar.contracts.generation import DEADLINE, FORGET, OUTPUTS, GeneratedImage, GenerationRequest
 from avatar.errors import GenerationRejected, ServingBusy
 from avatar.object_keys import target_model
 
@@ -58,6 +58,7 @@ def request_tensors(request: GenerationRequest, *, deadline: float | None = None
         "steps": np.array([request.steps], dtype=np.int32),
         "guidance_scale": np.array([request.guidance_scale], dtype=np.float32),
         "num_images": np.array([request.num_images], dtype=np.int32),
+        "best_of": np.array([request.candidates], dtype=np.int32),
     }
     if request.seed is not None:
         values["seed"] = np.array([request.seed], dtype=np.int64)
@@ -79,21 +80,23 @@ def encode_request(request: GenerationRequest, *, deadline: float | None = None)
     """The InvokeEndpoint body and content type for a generate request."""
     import tritonclient.http as httpclient
 
-    outputs = [httpclient.InferRequestedOutput(name, binary_data=True) for name in ("images", "seeds")]
+    outputs = [httpclient.InferRequestedOutput(name, binary_data=True) for name in OUTPUTS]
     inputs = request_tensors(request, deadline=deadline)
     body, header_length = httpclient.InferenceServerClient.generate_request_body(inputs, outputs)
     return body, triton_content_type(header_length)
 
 
 def decode_images(body: bytes, content_type: str) -> list[GeneratedImage]:
-    """The images and seeds of an InvokeEndpoint answer."""
+    """The images, seeds and likeness of an InvokeEndpoint answer (a model without the likeness output: unscored)."""
     import tritonclient.http as httpclient
 
     result = httpclient.InferenceServerClient.parse_response_body(body, header_length=json_header_length(content_type))
-    pngs, seeds = result.as_numpy("images"), result.as_numpy("seeds")
+    pngs, seeds, likeness = result.as_numpy("images"), result.as_numpy("seeds"), result.as_numpy("likeness")
     if pngs is None or seeds is None or len(pngs) != len(seeds):
         raise GenerationRejected("the model answered without images")
-    return [GeneratedImage(png=bytes(png), seed=int(seed)) for png, seed in zip(pngs, seeds, strict=True)]
+    scores = [float(v) for v in likeness] if likeness is not None and len(likeness) == len(pngs) else None
+    images = [GeneratedImage(png=bytes(png), seed=int(seed)) for png, seed in zip(pngs, seeds, strict=True)]
+    return [image.with_likeness_value(score) for image, score in zip(images, scores, strict=True)] if scores else images
 
 
 class MultiModelEndpoint:

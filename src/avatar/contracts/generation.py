@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
@@ -16,7 +16,12 @@ if TYPE_CHECKING:
     import numpy as np
 
 # The Triton input tensors of a generate call, in the order of the models' config.pbtxt.
-INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
+INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images", "best_of")
+# The Triton outputs: the PNGs, their seeds, and each image's likeness to the user (FP32): 0..1 where a face was
+# found, NO_FACE where none was, NOT_SCORED (NaN) where the model has no identity or the server no face models.
+OUTPUTS = ("images", "seeds", "likeness")
+NO_FACE = -1.0
+NOT_SCORED = float("nan")
 # The most one request may cost the endpoint: steps x megapixels x images. 42 is 40 steps of four 512x512 images (or
 # 40 steps of one 1024x1024 image): about 13 s on an A10G at ~3 steps/s for a batch of four (an estimate until the GPU
 # figures are measured), inside the generate API's ~22 s budget, so one user's heaviest request cannot hold the
@@ -45,6 +50,21 @@ class GenerationRequest(ApiBody):
     width: int | None = Field(None, ge=64, le=1024)
     height: int | None = Field(None, ge=64, le=1024)
     num_images: int = Field(1, ge=1, le=4)
+    best_of: int | None = Field(
+        None,
+        ge=1,
+        le=8,
+        description="candidates to generate (at least num_images); the num_images most like the person are returned",
+    )
+
+    @property
+    def candidates(self) -> int:
+        """How many images are generated: `best_of`, else `num_images`."""
+        return max(self.num_images, self.best_of or 0)
+
+    def as_candidates(self) -> GenerationRequest:
+        """This request generating every candidate (what the pipeline runs before the most alike are kept)."""
+        return self.model_copy(update={"num_images": self.candidates, "best_of": None})
 
     @property
     def sampler_settings(self) -> tuple[int, float, int | None, int | None]:
@@ -52,9 +72,10 @@ class GenerationRequest(ApiBody):
         return (self.steps, self.guidance_scale, self.width, self.height)
 
     def step_megapixels(self, native_side: int = NATIVE_SIDE) -> float:
-        """What the request costs: steps x megapixels x images (a size left out is the base's `native_side`)."""
+        """What the request costs: steps x megapixels x images generated, candidates included (a size left out is
+        the base's `native_side`)."""
         pixels = (self.width or native_side) * (self.height or native_side)
-        return self.steps * pixels / 1e6 * self.num_images
+        return self.steps * pixels / 1e6 * self.candidates
 
     @model_validator(mode="after")
     def _within_cost(self) -> GenerationRequest:
@@ -63,6 +84,12 @@ class GenerationRequest(ApiBody):
                 f"steps x megapixels x images is {cost:.1f}, over {MAX_STEP_MEGAPIXELS:g} (e.g. 40 "
                 "steps of four 512x512 images): use fewer steps, a smaller size or fewer images"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _enough_candidates(self) -> GenerationRequest:
+        if self.best_of is not None and self.best_of < self.num_images:
+            raise ValueError("best_of must be at least num_images (the images returned are chosen from it)")
         return self
 
     @field_validator("width", "height")
@@ -91,10 +118,41 @@ def image_seeds(request: GenerationRequest) -> list[int]:
 
 @dataclass(frozen=True)
 class GeneratedImage:
-    """A PNG and the seed that makes it again."""
+    """A PNG, the seed that makes it again, and its likeness to the user (None: not scored)."""
 
     png: bytes
     seed: int
+    likeness: float | None = None
+    face_found: bool | None = None
+
+    @property
+    def likeness_value(self) -> float:
+        """The likeness as the Triton output carries it (NO_FACE, NOT_SCORED or 0..1)."""
+        if self.face_found is None:
+            return NOT_SCORED
+        return self.likeness if self.face_found and self.likeness is not None else NO_FACE
+
+    def with_likeness_value(self, value: float) -> GeneratedImage:
+        """This image with the likeness a Triton output carried."""
+        if value != value:  # NaN: not scored
+            return self
+        if value < 0:
+            return replace(self, likeness=None, face_found=False)
+        return replace(self, likeness=round(float(value), 3), face_found=True)
+
+
+def most_alike(images: list[GeneratedImage], keep: int) -> list[GeneratedImage]:
+    """The `keep` images most like the person, most alike first; unscored images keep their order, after scored
+    ones without a face."""
+
+    def rank(image: GeneratedImage) -> float:
+        if image.face_found is None:
+            return -2.0
+        return image.likeness if image.likeness is not None else -1.0
+
+    if all(image.face_found is None for image in images):
+        return images[:keep]
+    return sorted(images, key=rank, reverse=True)[:keep]
 
 
 def request_from_tensors(tensors: Mapping[str, np.ndarray]) -> GenerationRequest:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +11,11 @@ from avatar.contracts.training import RejectedPhoto, TrainingFigures, TrainingPl
 from avatar.diffusion.base_checkpoints import resolve_base_model
 from avatar.errors import BaseModelUnavailable, FineTuneFailed
 from avatar.fine_tuning.class_images import ClassImageStore
-from avatar.fine_tuning.model_archive import package_user_model, write_metadata
+from avatar.fine_tuning.model_archive import package_user_model, write_identity, write_metadata
 from avatar.fine_tuning.preparation import PrepareOptions, prepare_photos
 from avatar.fine_tuning.progress import ProgressCallback, ignore_progress
 from avatar.fine_tuning.trainer import default_device, train_lora, weight_dtype
-from avatar.lora_format import IDENTITY_NAME, LORA_FOLDER, LORA_WEIGHTS
+from avatar.lora_format import LORA_FOLDER, LORA_WEIGHTS
 
 ARCHIVE_NAME = "model.tar.gz"
 
@@ -112,9 +111,7 @@ def fine_tune(
         user_id=user_id,
         job_id=job_id,
     )
-    identity = prepared.identity()
-    if identity is not None:  # the person's descriptors: likeness is scored from them, never from the photos
-        (lora_dir / IDENTITY_NAME).write_text(json.dumps(identity.to_json()) + "\n")
+    write_identity(lora_dir, prepared.identity())
     archive = out_dir / ARCHIVE_NAME
     archive.write_bytes(package_user_model(lora_dir, name=name, execution_env=execution_env))
     return FineTuneResult(

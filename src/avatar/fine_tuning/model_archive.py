@@ -11,11 +11,14 @@ import tarfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from avatar.contracts.training import TrainingFigures, TrainingOptions
 from avatar.errors import UnsafeArchive
 from avatar.lora_format import IDENTITY_NAME, LORA_FOLDER, LORA_WEIGHTS, METADATA_NAME
+
+if TYPE_CHECKING:
+    from avatar.identity.likeness import Identity
 
 TRITON_MODELS = Path("gpu") / "triton"
 USER_MODEL = "user_model"
@@ -60,6 +63,13 @@ def write_metadata(
     }
     (lora_dir / METADATA_NAME).write_text(json.dumps(metadata, indent=2) + "\n")
     return metadata
+
+
+def write_identity(lora_dir: Path, identity: Identity | None) -> None:
+    """Write the person the LoRA was trained on as `identity.json` (nothing without one): likeness is scored from
+    it, never from the photos."""
+    if identity is not None:
+        (lora_dir / IDENTITY_NAME).write_text(json.dumps(identity.to_json()) + "\n")
 
 
 def triton_model_folder(name: str, start: Path | None = None) -> Path:

@@ -22,10 +22,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Avatar:
-    """One generated image as the client sees it."""
+    """One generated image as the client sees it, with its likeness to the user where it was scored."""
 
     url: str
     seed: int
+    likeness: float | None = None
+    face_found: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ def create_avatars(
         avatars = []
         for index, image in enumerate(generated):
             key = generated_image_key(user_id, request_id, index, image.seed)
-            images.put_png(key, image.png)
-            avatars.append(Avatar(url=images.share(key, expires_in=url_ttl_seconds), seed=image.seed))
+            images.put_png(key, image.png, likeness=image.likeness, face_found=image.face_found)
+            url = images.share(key, expires_in=url_ttl_seconds)
+            avatars.append(Avatar(url=url, seed=image.seed, likeness=image.likeness, face_found=image.face_found))
         return avatars
 
 

@@ -47,8 +47,8 @@ class RequestsInFlight(Protocol):
 class ImageStore(Protocol):
     """Where generated images are kept and shared."""
 
-    def put_png(self, key: str, png: bytes) -> None:
-        """Store one PNG."""
+    def put_png(self, key: str, png: bytes, *, likeness: float | None, face_found: bool | None) -> None:
+        """Store one PNG with its likeness to the user (None: not scored)."""
 
     def share(self, key: str, *, expires_in: int) -> str:
         """A short-lived URL to read the object."""

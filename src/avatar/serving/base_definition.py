@@ -24,12 +24,14 @@ SHARED_BASE_CONFIG: dict[str, Any] = {
         {"name": "width", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
         {"name": "height", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
         {"name": "num_images", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
+        {"name": "best_of", "data_type": "TYPE_INT32", "dims": [1]} | _OPTIONAL,
         {"name": "deadline_ms", "data_type": "TYPE_INT64", "dims": [1]} | _OPTIONAL,
         {"name": "forget", "data_type": "TYPE_BOOL", "dims": [1]} | _OPTIONAL,
     ],
     "output": [
         {"name": "images", "data_type": "TYPE_STRING", "dims": [-1]},
         {"name": "seeds", "data_type": "TYPE_INT64", "dims": [-1]},
+        {"name": "likeness", "data_type": "TYPE_FP32", "dims": [-1]},
     ],
     "instance_group": [{"count": 1, "kind": "KIND_MODEL"}],
 }

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from avatar.errors import LoraRefused
-from avatar.lora_format import LORA_WEIGHTS, METADATA_NAME
+from avatar.lora_format import IDENTITY_NAME, LORA_WEIGHTS, METADATA_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ class Lora:
     directory: Path
     token: str
     size_bytes: int
+    identity_file: Path | None = None  # the person it was trained on (identity.json), for likeness scores
 
 
 def check_lora(directory: Path, *, base_sha256: str) -> tuple[str, int]:
@@ -61,7 +62,14 @@ def open_lora(directory: Path, *, base_sha256: str) -> Lora:
     """Check a LoRA folder and name it by the content of its weights."""
     token, size = check_lora(directory, base_sha256=base_sha256)
     digest = hashlib.sha256((directory / LORA_WEIGHTS).read_bytes()).hexdigest()
-    return Lora(lora_id=f"a{digest[:20]}", directory=directory, token=token, size_bytes=size)
+    identity = directory / IDENTITY_NAME
+    return Lora(
+        lora_id=f"a{digest[:20]}",
+        directory=directory,
+        token=token,
+        size_bytes=size,
+        identity_file=identity if identity.is_file() and not identity.is_symlink() else None,
+    )
 
 
 def _check_safetensors(header_length: int, header: bytes, size: int, path: Path) -> None:

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from avatar.contracts.generation import GeneratedImage, GenerationRequest, image_seeds
+from avatar.contracts.generation import GeneratedImage, GenerationRequest, image_seeds, most_alike
 from avatar.errors import LoraRefused
-from avatar.lora_format import LORA_WEIGHTS, METADATA_NAME
+from avatar.lora_format import IDENTITY_NAME, LORA_WEIGHTS, METADATA_NAME
 from avatar.prompts import personalize
 
 if TYPE_CHECKING:
@@ -95,9 +95,10 @@ class PrivatePipeline:
     """A private base pipeline with one user's LoRA: the per-user model's fallback when the shared base is absent,
     and the reference design `avatar bench serving` compares against."""
 
-    def __init__(self, pipeline: Any, token: str) -> None:
+    def __init__(self, pipeline: Any, token: str, identity: Any = None) -> None:
         self.pipeline = pipeline
         self.token = token
+        self.identity = identity  # avatar.identity.likeness.Identity, or None: images are not scored
 
     @classmethod
     def load(cls, lora_dir: Path, *, cache_dir: Path, base_model: str | None = None) -> PrivatePipeline:
@@ -113,9 +114,16 @@ class PrivatePipeline:
         lora = open_lora(lora_dir, base_sha256=base.sha256)
         pipeline = load_for_inference(base)
         pipeline.load_lora_weights(lora_dir, weight_name=LORA_WEIGHTS, adapter_name="user")
-        return cls(pipeline, lora.token)
+        from avatar.identity.scoring import read_identity
+
+        identity_file = lora_dir / IDENTITY_NAME
+        return cls(pipeline, lora.token, read_identity(identity_file if identity_file.is_file() else None))
 
     def generate(self, request: GenerationRequest) -> list[GeneratedImage]:
-        """Generate with the user's token put into the prompt."""
-        personal = request.model_copy(update={"prompt": personalize(request.prompt, self.token)})
-        return generate(self.pipeline, personal)
+        """Generate with the user's token put into the prompt; every candidate of a `best_of` request, scored, the
+        most alike kept."""
+        from avatar.identity.scoring import score_images, serving_face_models
+
+        personal = request.as_candidates().model_copy(update={"prompt": personalize(request.prompt, self.token)})
+        models = serving_face_models() if self.identity is not None else None
+        return most_alike(score_images(generate(self.pipeline, personal), self.identity, models), request.num_images)

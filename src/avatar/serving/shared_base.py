@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from avatar.contracts.generation import GeneratedImage, GenerationRequest
+from avatar.contracts.generation import GeneratedImage, GenerationRequest, most_alike
 from avatar.diffusion.base_checkpoints import resolve_base_model
 from avatar.lora_format import LORA_WEIGHTS
 from avatar.prompts import personalize
@@ -89,6 +89,7 @@ class SharedBase:
         self._hotswap_rank = hotswap_rank
         self._spare_slots = spare_slots if hotswap_rank is not None else 0
         self._blank: Path | None = None
+        self._identities: dict[Path, Any] = {}  # identity.json -> Identity (or None when unreadable)
         self._lock = threading.RLock()  # generation and slot changes never overlap
         if hotswap_rank is not None:
             pipeline.enable_lora_hotswap(target_rank=hotswap_rank)  # before the first LoRA is loaded
@@ -104,8 +105,12 @@ class SharedBase:
         return shared
 
     def warm_up(self) -> None:
-        """One small generation at load, so the first user does not pay for paging in weights and kernel setup."""
+        """One small generation at load, and the face models that score likeness loaded, so the first user does not
+        pay for paging in weights and kernel setup."""
+        from avatar.identity.scoring import serving_face_models
+
         generate_rows(self.pipeline, [GenerationRequest(prompt="warm-up", seed=0, steps=1, width=64, height=64)])
+        serving_face_models()
 
     def open_lora(self, directory: Path) -> Lora:
         """Check a LoRA folder against this base (raises LoraRefused) and load it into the cache."""
@@ -236,8 +241,10 @@ class SharedBase:
         for item in chunk:
             self.loras.ensure(item.lora, keep=keep)
         lora_ids = [self.slot(item.lora.lora_id) for item in chunk]
-        requests = [
-            item.request.model_copy(update={"prompt": personalize(item.request.prompt, item.lora.token)})
+        requests = [  # every candidate of a best_of request is generated; the most alike are kept below
+            item.request.as_candidates().model_copy(
+                update={"prompt": personalize(item.request.prompt, item.lora.token)}
+            )
             for item in chunk
         ]
         # The work stops between steps once every caller of the chunk has given up.
@@ -245,7 +252,21 @@ class SharedBase:
         deadline = None if None in deadlines else max(d for d in deadlines if d is not None)
         if len(keep) == 1:
             self.pipeline.set_adapters(lora_ids[0])
-            return generate_rows(self.pipeline, requests, deadline=deadline)
-        rows = [lora_id for lora_id, request in zip(lora_ids, requests, strict=True) for _ in range(request.num_images)]
-        with per_row_loras([self.pipeline.unet, getattr(self.pipeline, "text_encoder", None)], rows):
-            return generate_rows(self.pipeline, requests, deadline=deadline)
+            generated = generate_rows(self.pipeline, requests, deadline=deadline)
+        else:
+            rows = [lora for lora, request in zip(lora_ids, requests, strict=True) for _ in range(request.num_images)]
+            with per_row_loras([self.pipeline.unet, getattr(self.pipeline, "text_encoder", None)], rows):
+                generated = generate_rows(self.pipeline, requests, deadline=deadline)
+        return [self._scored(item, images) for item, images in zip(chunk, generated, strict=True)]
+
+    def _scored(self, item: LoraRequest, images: list[GeneratedImage]) -> list[GeneratedImage]:
+        """The images scored against the LoRA's person, the most alike `num_images` of them (all when there is no
+        identity to score against: then they keep their seed order)."""
+        from avatar.identity.scoring import read_identity, score_images, serving_face_models
+
+        path = item.lora.identity_file
+        if path is not None and path not in self._identities:
+            self._identities[path] = read_identity(path)
+        identity = self._identities.get(path) if path is not None else None
+        scored = score_images(images, identity, serving_face_models() if identity is not None else None)
+        return most_alike(scored, item.request.num_images)

@@ -37,6 +37,7 @@ def _empty_answer() -> Any:
         output_tensors=[
             pb_utils.Tensor("images", np.array([[]], dtype=np.object_)),
             pb_utils.Tensor("seeds", np.zeros((1, 0), dtype=np.int64)),
+            pb_utils.Tensor("likeness", np.zeros((1, 0), dtype=np.float32)),
         ]
     )
 
@@ -104,6 +105,9 @@ class TritonPythonModel:
                 output_tensors=[
                     pb_utils.Tensor("images", np.array([[image.png for image in answer]], dtype=np.object_)),
                     pb_utils.Tensor("seeds", np.array([[image.seed for image in answer]], dtype=np.int64)),
+                    pb_utils.Tensor(
+                        "likeness", np.array([[image.likeness_value for image in answer]], dtype=np.float32)
+                    ),
                 ]
             )
         if self._base.needs_slots:  # after this batch is answered, not on its critical path

@@ -26,7 +26,8 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 # avatar.contracts.generation.INPUTS, repeated: that module imports pydantic, which would weigh on every resident user.
-INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images")
+INPUTS = ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images", "best_of")
+OUTPUTS = ("images", "seeds", "likeness")  # avatar.contracts.generation.OUTPUTS
 FORGET = "forget"  # avatar.contracts.generation.FORGET
 DEADLINE = "deadline_ms"  # avatar.contracts.generation.DEADLINE
 UNLOAD_DELAY_SECONDS = 1.0  # after the forget answer is sent: a model cannot unload itself while it is executing
@@ -126,6 +127,7 @@ class TritonPythonModel:
             output_tensors=[
                 pb_utils.Tensor("images", np.array([], dtype=np.object_)),
                 pb_utils.Tensor("seeds", np.zeros(0, dtype=np.int64)),
+                pb_utils.Tensor("likeness", np.zeros(0, dtype=np.float32)),
             ]
         )
 
@@ -151,17 +153,16 @@ class TritonPythonModel:
             answer = self._call_base(inputs)
         if answer.has_error():
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(answer.error().message()))
-        images = pb_utils.get_output_tensor_by_name(answer, "images").as_numpy().reshape(-1)
-        seeds = pb_utils.get_output_tensor_by_name(answer, "seeds").as_numpy().reshape(-1)
         return pb_utils.InferenceResponse(
-            output_tensors=[pb_utils.Tensor("images", images), pb_utils.Tensor("seeds", seeds)]
+            output_tensors=[
+                pb_utils.Tensor(name, pb_utils.get_output_tensor_by_name(answer, name).as_numpy().reshape(-1))
+                for name in OUTPUTS
+            ]
         )
 
     @staticmethod
     def _call_base(inputs: list[Any]) -> Any:
-        return pb_utils.InferenceRequest(
-            model_name=BASE, inputs=inputs, requested_output_names=["images", "seeds"]
-        ).exec()
+        return pb_utils.InferenceRequest(model_name=BASE, inputs=inputs, requested_output_names=list(OUTPUTS)).exec()
 
     def _execute_privately(self, request: Any) -> Any:
         from pydantic import ValidationError
@@ -183,5 +184,6 @@ class TritonPythonModel:
             output_tensors=[
                 pb_utils.Tensor("images", np.array([image.png for image in images], dtype=np.object_)),
                 pb_utils.Tensor("seeds", np.array([image.seed for image in images], dtype=np.int64)),
+                pb_utils.Tensor("likeness", np.array([image.likeness_value for image in images], dtype=np.float32)),
             ]
         )

@@ -53,9 +53,20 @@ class Bucket:
         except BotoCoreError as exc:
             raise StorageUnavailable(f"S3 get_object {key}: {exc}") from exc
 
-    def put(self, key: str, data: bytes, content_type: str, *, only_new: bool = False) -> bool:
-        """Store an object; with `only_new`, only if the key is absent (S3's If-None-Match: *), else False."""
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str,
+        *,
+        only_new: bool = False,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        """Store an object (with user `metadata`); with `only_new`, only if the key is absent (S3's If-None-Match: *),
+        else False."""
         arguments: dict[str, Any] = {"Bucket": self.name, "Key": key, "Body": data, "ContentType": content_type}
+        if metadata:
+            arguments["Metadata"] = metadata
         if only_new:
             arguments["IfNoneMatch"] = "*"
         try:
