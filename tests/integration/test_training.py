@@ -247,3 +247,69 @@ def test_links_and_several_top_folders_are_refused(tmp_path: Path):
         extract_user_model(_tar([(link, b"")]), tmp_path)
     with pytest.raises(UnsafeArchive, match="one model folder"):
         extract_user_model(_tar([(tarfile.TarInfo("a/x"), b"1"), (tarfile.TarInfo("b/y"), b"2")]), tmp_path)
+
+
+def _lora_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / LORA_WEIGHTS))
+
+
+def test_the_trainer_ships_the_checkpoint_whose_validation_images_are_most_alike(
+    tiny: BaseCheckpoint, instance_images, cache_dir: Path, tmp_path: Path
+):
+    from dataclasses import replace
+
+    options = TrainingOptions(**SHORT | {"steps": 6, "validation_checkpoints": 3, "validation_steps": 2})
+    judged: list[int] = []
+
+    def prefers_the_first(images):  # a scorer that likes the first checkpoint's images best (the choice is the test)
+        judged.append(len(images))
+        likeness = 0.9 if len(judged) == 1 else 0.4
+        return [replace(image, face_found=True, likeness=likeness) for image in images]
+
+    store = LocalClassImageStore(cache_dir / "class-images")
+    run = {"base_sha256": tiny.sha256, "class_store": store, "device": "cpu"}
+    figures = train_lora(tiny.load(), instance_images, options, tmp_path / "best", scorer=prefers_the_first, **run)
+    # The same training stopped at the first checkpoint (step 2), without judging: the weights shipped above.
+    first = options.model_copy(update={"steps": 2, "validation_checkpoints": 0})
+    train_lora(tiny.load(), instance_images, first, tmp_path / "first", **run)
+    last = options.model_copy(update={"validation_checkpoints": 0})
+    train_lora(tiny.load(), instance_images, last, tmp_path / "last", **run)
+
+    assert judged == [2, 2, 2] and [p.step for p in figures.checkpoints] == [2, 4, 6]
+    assert [p.likeness for p in figures.checkpoints] == [0.9, 0.4, 0.4]
+    assert figures.chosen_step == 2 and "most alike" in (figures.chosen_because or "")
+    shipped, stopped, ended = (_lora_weights(tmp_path / name) for name in ("best", "first", "last"))
+    # Equal to the weights at step 2 (up to 1e-4: class images just generated or read back from the cache differ by
+    # a rounding), and not the last ones (which moved 4e-3 further).
+    assert all(torch.allclose(shipped[name], stopped[name], atol=1e-4) for name in shipped)
+    assert any(not torch.allclose(shipped[name], ended[name], atol=1e-4) for name in shipped)
+    assert figures.validation_seconds > 0
+
+
+def test_without_a_face_in_any_validation_image_the_last_checkpoint_is_shipped_and_says_so(
+    tiny: BaseCheckpoint, instance_images, selfies: list[Path], cache_dir: Path, tmp_path: Path
+):
+    prepared = prepare_photos([(p.name, p.read_bytes()) for p in selfies[:6]], PrepareOptions(resolution=64))
+    options = TrainingOptions(**SHORT | {"steps": 4, "validation_steps": 2})
+    seen: list[TrainingProgress] = []
+
+    figures = train_lora(
+        tiny.load(),
+        instance_images,
+        options,
+        tmp_path,
+        base_sha256=tiny.sha256,
+        class_store=LocalClassImageStore(cache_dir / "class-images"),
+        device="cpu",
+        progress=seen.append,
+        identity=prepared.identity(),  # the real scorer: dlib's models against the selfies' identity
+    )
+
+    assert [(p.step, p.faces_found, p.likeness, p.images) for p in figures.checkpoints] == [
+        (1, 0, None, 2), (3, 0, None, 2), (4, 0, None, 2),
+    ]  # fmt: skip
+    assert figures.chosen_step == 4
+    assert figures.chosen_because == "no validation image had a face: the last checkpoint is shipped"
+    assert len(seen[-1].checkpoints) == 3  # the curve is in the progress the API shows

@@ -62,6 +62,28 @@ def test_a_user_model_loads_the_shared_base_from_the_package_where_the_repositor
         client.close()
 
 
+def test_avatar_eval_scores_a_fixed_prompt_set_against_the_person(
+    cache_dir: Path, user_models: list[Path], selfies: list[Path], capsys: pytest.CaptureFixture[str]
+):
+    from avatar_dev.cli import main
+    from avatar_dev.cli.identity import EVAL_PROMPTS
+
+    os.environ["AVATAR_CACHE_DIR"] = str(cache_dir)
+    arguments = ["eval", "--model", str(user_models[0]), "--images", "2", "--steps", "2", "--size", "64", "--json"]
+    try:
+        code = main([*arguments, "--photos", str(selfies[0].parent)])
+    finally:
+        os.environ.pop("AVATAR_CACHE_DIR", None)
+
+    assert code == 0
+    *per_prompt, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["prompt"] for line in per_prompt] == list(EVAL_PROMPTS)
+    # The tiny base draws no faces: every image is scored, none has a face, so there is no likeness to average.
+    assert all(line | {"prompt": None} == {"prompt": None, "likeness": None, "face_found_rate": 0.0, "images": 2}
+               for line in per_prompt)  # fmt: skip
+    assert summary == {"summary": {"likeness": None, "face_found_rate": 0.0, "images": 2 * len(EVAL_PROMPTS)}}
+
+
 def test_avatar_generate_writes_pngs_from_a_trained_model(cache_dir: Path, user_models: list[Path], tmp_path: Path):
     from avatar_dev.cli import main
 

@@ -84,6 +84,13 @@ def _train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         f"{metrics.steps} steps in {metrics.seconds:.1f} s ({metrics.seconds_per_step * 1000:.0f} ms/step, "
         f"{metrics.device}, {metrics.precision}), {result.photos_used} photos, final loss {metrics.final_loss:.4f}"
     )
+    curve = ", ".join(
+        f"step {p.step}: " + (f"{p.likeness:.3f}" if p.likeness is not None else "no face") for p in metrics.checkpoints
+    )
+    print(
+        f"checkpoint shipped: step {metrics.chosen_step}, {metrics.chosen_because}"
+        + (f" (likeness by step: {curve}; judging took {metrics.validation_seconds:.1f} s)" if curve else "")
+    )
     return 0
 
 

@@ -50,9 +50,13 @@ class LocalServing:
             result = client.infer(name, request_tensors(request))
         finally:
             client.close()
+        likeness = result.as_numpy("likeness")
+        scores = (
+            [float(v) for v in likeness] if likeness is not None else [float("nan")] * len(result.as_numpy("seeds"))
+        )
         return [
-            GeneratedImage(png=bytes(png), seed=int(seed))
-            for png, seed in zip(result.as_numpy("images"), result.as_numpy("seeds"), strict=True)
+            GeneratedImage(png=bytes(png), seed=int(seed)).with_likeness_value(score)
+            for png, seed, score in zip(result.as_numpy("images"), result.as_numpy("seeds"), scores, strict=True)
         ]
 
 

@@ -57,6 +57,15 @@ class TrainingOptions(BaseModel):
     cache_latents: bool = True
     max_grad_norm: float = Field(1.0, gt=0.0)
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    validation_checkpoints: int = Field(
+        3,
+        ge=0,
+        le=10,
+        description="checkpoints (evenly spaced, the last included) judged by the likeness of validation images; "
+        "the most alike is shipped (0: the last, unjudged)",
+    )
+    validation_images: int = Field(2, ge=1, le=8, description="validation images per checkpoint (fixed prompts, seeds)")
+    validation_steps: int = Field(20, ge=1, le=100, description="sampling steps of each validation image")
 
     @model_validator(mode="after")
     def _coherent(self) -> TrainingOptions:
@@ -168,6 +177,16 @@ class _Figures(BaseModel):
 TrainingPhase = Literal["preparing", "class_images", "training", "packaging", "done"]
 
 
+class CheckpointLikeness(_Figures):
+    """One checkpoint of a training, judged by its validation images: their mean likeness to the person (of those
+    with a face; None when none has one) and how many had a face."""
+
+    step: int
+    likeness: float | None
+    faces_found: int
+    images: int
+
+
 class TrainingProgress(_Figures):
     """Where a job is. `step` of `total_steps` counts the phase's work: class images while they are generated, then
     optimizer steps; `eta_seconds` is the phase's time left."""
@@ -181,6 +200,7 @@ class TrainingProgress(_Figures):
     images_per_second: float | None = None
     eta_seconds: float | None = None
     elapsed_seconds: float = 0.0
+    checkpoints: list[CheckpointLikeness] = []  # the likeness curve so far
 
 
 class TrainingFigures(_Figures):
@@ -199,6 +219,10 @@ class TrainingFigures(_Figures):
     class_images: int
     class_images_cached: bool
     trainable_parameters: int
+    checkpoints: list[CheckpointLikeness] = []  # the likeness curve: step -> likeness, faces found
+    chosen_step: int | None = None  # the checkpoint shipped
+    chosen_because: str | None = None
+    validation_seconds: float = 0.0  # what judging the checkpoints cost
 
 
 class RejectedPhoto(BaseModel):

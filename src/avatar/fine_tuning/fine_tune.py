@@ -94,6 +94,7 @@ def fine_tune(
             class_store=class_store,
             device=device,
             progress=progress,
+            identity=prepared.identity(),
         )
     except torch.OutOfMemoryError as exc:
         raise FineTuneFailed(

@@ -14,15 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from avatar.contracts.generation import GeneratedImage
 from avatar.contracts.training import TrainingFigures, TrainingOptions, TrainingProgress
 from avatar.diffusion.base_checkpoints import pipeline_resolution
 from avatar.errors import FineTuneFailed
 from avatar.fine_tuning.class_images import ClassImageStore, ensure_class_images
 from avatar.fine_tuning.progress import ProgressCallback, ignore_progress
+from avatar.fine_tuning.validation import CheckpointJudge, Scorer, checkpoint_steps, validation_images
 from avatar.lora_format import LORA_WEIGHTS
 
 if TYPE_CHECKING:
     import torch
+
+    from avatar.identity.likeness import Identity
 
 UNET_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -172,8 +176,14 @@ def train_lora(
     class_store: ClassImageStore,
     device: str | None = None,
     progress: ProgressCallback = ignore_progress,
+    identity: Identity | None = None,
+    scorer: Scorer | None = None,
 ) -> TrainingFigures:
-    """Train a LoRA on `instance_images` and save it to `out_dir` in the diffusers format."""
+    """Train a LoRA on `instance_images` and save it to `out_dir` in the diffusers format.
+
+    With the person's `identity` (or a `scorer` of validation images), the LoRA is judged at
+    `options.validation_checkpoints` steps by the likeness of fixed validation images, and the most alike checkpoint
+    is saved (see avatar.fine_tuning.validation); the curve and the choice are in the figures."""
     import torch
     import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
     from diffusers import DDPMScheduler
@@ -227,6 +237,8 @@ def train_lora(
     unet.set_attn_processor(AttnProcessor2_0())  # PyTorch SDPA (flash / memory-efficient kernels on GPU)
     if device.startswith("cuda"):
         unet.to(memory_format=torch.channels_last)  # NHWC convolutions run faster on tensor cores
+    # Seeded again here: generating class images (or finding them cached) must not change the LoRA's initial weights.
+    torch.manual_seed(options.seed)
     unet.add_adapter(unet_lora_config(options.rank, options.lora_alpha))
     trained: list[Any] = [unet]
     if options.train_text_encoder:
@@ -290,6 +302,7 @@ def train_lora(
         hidden: torch.Tensor = text_encoder(ids.expand(count, -1))[0]
         return hidden
 
+    judge = _checkpoint_judge(pipeline, options, identity, scorer, resolution=resolution, device=device)
     prediction_type = noise_scheduler.config.prediction_type
     unet.train()
     if options.train_text_encoder:
@@ -353,6 +366,8 @@ def train_lora(
         step_seconds.append(time.perf_counter() - step_start)
         smoothed_loss = step_loss if smoothed_loss is None else 0.9 * smoothed_loss + 0.1 * step_loss
         recent = statistics.median(step_seconds[-20:])
+        if judge is not None:
+            judge.maybe_judge(step, trained)
         progress(
             TrainingProgress(
                 phase="training",
@@ -362,9 +377,14 @@ def train_lora(
                 images_per_second=images_per_step / recent,
                 eta_seconds=recent * (options.steps - step),
                 elapsed_seconds=time.perf_counter() - started,
+                checkpoints=judge.curve if judge is not None else [],
             )
         )
 
+    if judge is not None:
+        chosen_step, chosen_because = judge.restore_best(trained)
+    else:
+        chosen_step, chosen_because = options.steps, "not judged (no identity to score against): the last checkpoint"
     out_dir.mkdir(parents=True, exist_ok=True)
     save_lora(out_dir, unet, text_encoder if options.train_text_encoder else None)
     timed = step_seconds[2:] if len(step_seconds) > 4 else step_seconds  # the first steps pay for warm-up
@@ -383,4 +403,37 @@ def train_lora(
         class_images=len(class_images),
         class_images_cached=class_cached,
         trainable_parameters=sum(p.numel() for p in params),
+        checkpoints=judge.curve if judge is not None else [],
+        chosen_step=chosen_step,
+        chosen_because=chosen_because,
+        validation_seconds=judge.seconds if judge is not None else 0.0,
+    )
+
+
+def _checkpoint_judge(
+    pipeline: Any,
+    options: TrainingOptions,
+    identity: Identity | None,
+    scorer: Scorer | None,
+    *,
+    resolution: int,
+    device: str,
+) -> CheckpointJudge | None:
+    """The judge of the training's checkpoints, or None when there is nothing to judge them by."""
+    if not options.validation_checkpoints or (identity is None and scorer is None):
+        return None
+    if scorer is None:
+        from avatar.identity.scoring import score_images
+        from avatar.photo_check.checker import default_face_models
+
+        models = default_face_models()
+
+        def scorer(images: Sequence[GeneratedImage]) -> list[GeneratedImage]:
+            return score_images(images, identity, models)
+
+    pipeline.set_progress_bar_config(disable=True)
+    return CheckpointJudge(
+        steps=checkpoint_steps(options.steps, options.validation_checkpoints),
+        generate=lambda: validation_images(pipeline, options, resolution=resolution, device=device),
+        score=scorer,
     )
