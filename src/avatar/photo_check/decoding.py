@@ -42,9 +42,9 @@ MAX_JPEG_SCANS = 40
 # Formats Pillow decodes at a reduced size itself (JPEG's DCT scaling); the others are decoded whole, then reduced.
 _SCALED_DECODE = {"JPEG", "MPO"}
 # HEVC decoding takes time with the bytes as well as the pixels (0.8 s for a 25 MP HEIC of 4.5 MB on one core, 1.6 s
-# at 14.7 MB). Phones write 1-2 bits a pixel (a 24 MP iPhone HEIC: 3-5 MB); more than 2.5, beyond a floor of 4 MB for
+# at 14.7 MB). Phones write 1-2 bits a pixel (a 24 MP iPhone HEIC: 3-5 MB); more than 2, beyond a floor of 4 MB for
 # small photos, is refused as too large for its size, which keeps a HEIC's verdict within 2 s.
-MAX_HEIC_BITS_PER_PIXEL = 2.5
+MAX_HEIC_BITS_PER_PIXEL = 2.0
 HEIC_BYTES_FLOOR = 4 * 1024 * 1024
 _DRAFT_MARGIN = 0.9
 
