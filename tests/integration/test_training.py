@@ -36,9 +36,13 @@ SHORT = {"steps": 25, "learning_rate": 1e-3, "num_class_images": 4, "class_image
 
 
 @pytest.fixture(scope="session")
-def instance_images(selfies: list[Path]) -> list[np.ndarray]:
-    prepared = prepare_photos([(p.name, p.read_bytes()) for p in selfies[:6]], PrepareOptions(resolution=64))
-    return [image.pixels for image in prepared.images]
+def prepared_selfies(selfies: list[Path]):
+    return prepare_photos([(p.name, p.read_bytes()) for p in selfies[:6]], PrepareOptions(resolution=64))
+
+
+@pytest.fixture(scope="session")
+def instance_images(prepared_selfies) -> list[np.ndarray]:
+    return [image.pixels for image in prepared_selfies.images]
 
 
 @pytest.fixture(scope="session")
@@ -289,9 +293,8 @@ def test_the_trainer_ships_the_checkpoint_whose_validation_images_are_most_alike
 
 
 def test_without_a_face_in_any_validation_image_the_last_checkpoint_is_shipped_and_says_so(
-    tiny: BaseCheckpoint, instance_images, selfies: list[Path], cache_dir: Path, tmp_path: Path
+    tiny: BaseCheckpoint, instance_images, prepared_selfies, cache_dir: Path, tmp_path: Path
 ):
-    prepared = prepare_photos([(p.name, p.read_bytes()) for p in selfies[:6]], PrepareOptions(resolution=64))
     options = TrainingOptions(**SHORT | {"steps": 4, "validation_steps": 2})
     seen: list[TrainingProgress] = []
 
@@ -304,7 +307,7 @@ def test_without_a_face_in_any_validation_image_the_last_checkpoint_is_shipped_a
         class_store=LocalClassImageStore(cache_dir / "class-images"),
         device="cpu",
         progress=seen.append,
-        identity=prepared.identity(),  # the real scorer: dlib's models against the selfies' identity
+        identity=prepared_selfies.identity(),  # the real scorer: dlib's models against the selfies' identity
     )
 
     assert [(p.step, p.faces_found, p.likeness, p.images) for p in figures.checkpoints] == [
