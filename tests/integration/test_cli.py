@@ -76,11 +76,25 @@ def test_check_refuses_a_stranger_among_the_selfies_and_likeness_scores_people(
     stranger.write_bytes(other_people()["astronaut.jpg"])
     cat = tmp_path / "cat.jpg"
     cat.write_bytes(cat_photo())
-    given = [*map(str, selfies[:4]), str(stranger)]
+    early = tmp_path / "astronaut-first.jpg"
+    early.write_bytes(stranger.read_bytes())
+    given = [str(early), *map(str, selfies[:4]), str(stranger)]
 
     checked = subprocess.run([*AVATAR, "check", "--json", *given], capture_output=True, text=True, check=True)
-    *lines, _ = [json.loads(line) for line in checked.stdout.splitlines()]
-    assert [line["reasons"] for line in lines] == [[], [], [], [], ["different_person"]]
+    *lines, summary = [json.loads(line) for line in checked.stdout.splitlines()]
+    # In arrival order: the stranger is accepted while the set has no person, refused after all once three selfies
+    # agree (a line of its own), and refused on arrival afterwards (not as a duplicate of a photo no longer accepted).
+    judged = [(line["photo"], line["reasons"], line.get("revised", False)) for line in lines]
+    assert judged == [
+        (given[0], [], False),
+        (given[1], [], False),
+        (given[2], [], False),
+        (given[3], [], False),
+        (given[0], ["different_person"], True),
+        (given[4], [], False),
+        (given[5], ["different_person"], False),
+    ]
+    assert summary["summary"]["accepted"] == 4 and summary["summary"]["refused"] == 2
 
     reference = str(selfies[0].parent)
     scored = subprocess.run(

@@ -13,9 +13,12 @@ from avatar_dev.cli import add_command
 # What a folder argument picks up: every format the check knows how to refuse, not only those it accepts.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif", ".gif", ".bmp", ".tif", ".tiff", ".avif"}
 
-CHECK_NOTES = """Folders are read for photo files (JPEG, PNG, WebP, HEIC and other image suffixes). Duplicates, and
-photos of someone other than the person most photos show (`different_person`), are found across the photos given, as
-across a user's uploads; the summary says how the accepted photos cover front, left and right.
+CHECK_NOTES = """Folders are read for photo files (JPEG, PNG, WebP, HEIC and other image suffixes). Photos are judged
+in the order given, as a user's uploads are in the order they land, and each verdict is printed as soon as it is known.
+Duplicates, and photos of someone other than the person most photos show (`different_person`), are found across the
+photos given: once three accepted photos agree on a person, a photo accepted earlier that shows someone else gets a
+second line, "refused after all" ("revised": true with --json). The summary counts final verdicts and says how the
+accepted photos cover front, left and right.
 
 exit codes:
   0  every argument was read and every photo got its verdict (refused photos included)
@@ -68,65 +71,78 @@ def _check(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
     from avatar.photo_check.verdict import PhotoVerdict, Reason
     from avatar.records import PHOTOS_NEEDED
 
+    # Photos are judged in the order given, as the upload pipeline judges a user's photos in the order they land:
+    # each verdict is printed as soon as it is known (`| head` stops the command early), and once the accepted
+    # photos agree on a person, earlier photos of someone else are refused after all, each on a line of its own.
     fingerprints: dict[str, str] = {}  # the photos accepted so far: a later copy of one is a duplicate
-    verdicts: list[tuple[str, PhotoVerdict | None, str | None]] = []
+    accepted: dict[str, PhotoVerdict] = {}
+    refused = unreadable = 0
     for argument in find_photos(args.photos):
         data, problem = read_photo(argument)
         if data is None:
-            verdicts.append((argument.given, None, problem))
+            unreadable += 1
+            _print(args, {"photo": argument.given, "error": problem}, f"{argument.given}: {problem}")
             continue
         verdict = check_photo(data, accepted_fingerprints=fingerprints).verdict
-        if verdict.accepted and verdict.fingerprint:
-            fingerprints[argument.given] = verdict.fingerprint
-        verdicts.append((argument.given, verdict, None))
-    # The set's person, as the upload pipeline judges a user's photos: the others are `different_person`.
-    descriptors = {g: decode_descriptor(v.descriptor) for g, v, _ in verdicts if v and v.accepted and v.descriptor}
-    person = person_of_set(descriptors)
-    if person is not None:
-        different = {"accepted": False, "reasons": (Reason.DIFFERENT_PERSON,)}
-        verdicts = [
-            (g, v.model_copy(update=different) if v and g in descriptors and g not in person else v, p)
-            for g, v, p in verdicts
-        ]
-    accepted = refused = unreadable = 0
-    for given, judged, problem in verdicts:
-        if judged is None:
-            unreadable += 1
-            _print(args, {"photo": given, "error": problem}, f"{given}: {problem}")
-            continue
-        verdict = judged
-        accepted += verdict.accepted
-        refused += not verdict.accepted
-        face = verdict.face.model_dump() if verdict.face else None
-        line = {
-            "photo": given,
-            "accepted": verdict.accepted,
-            "reasons": [str(r) for r in verdict.reasons],
-            "messages": verdict.messages,
-            "face": face,
-            "duplicate_of": verdict.duplicate_of,
-            "yaw": verdict.yaw if verdict.accepted else None,
-        }
-        if verdict.accepted and verdict.face:
-            box = verdict.face
-            turn = round(verdict.yaw or 0)
-            text = f"{given}: accepted (face {box.w}x{box.h} at {box.x},{box.y}, turned {turn:+d} degrees)"
+        revised: list[str] = []
+        if verdict.accepted and verdict.descriptor:
+            described = {g: v.descriptor for g, v in accepted.items() if v.descriptor} | {
+                argument.given: verdict.descriptor
+            }
+            person = person_of_set({g: decode_descriptor(d) for g, d in described.items()})
+            if person is not None and argument.given not in person:
+                verdict = verdict.model_copy(update={"accepted": False, "reasons": (Reason.DIFFERENT_PERSON,)})
+            elif person is not None:
+                revised = [g for g in described if g != argument.given and g not in person]
+        if verdict.accepted:
+            accepted[argument.given] = verdict
+            if verdict.fingerprint:
+                fingerprints[argument.given] = verdict.fingerprint
         else:
-            explained = "; ".join(f"{r}: {m}" for r, m in zip(verdict.reasons, verdict.messages, strict=True))
-            duplicate = f" (same as {verdict.duplicate_of})" if verdict.duplicate_of else ""
-            text = f"{given}: refused - {explained}{duplicate}"
-        _print(args, line, text)
-    needed = max(0, PHOTOS_NEEDED - accepted)
-    turns = coverage(v.yaw for _, v, _ in verdicts if v and v.accepted and v.yaw is not None)
-    summary: dict[str, Any] = {"checked": accepted + refused, "accepted": accepted, "refused": refused}
+            refused += 1
+        _print_verdict(args, argument.given, verdict)
+        for given in revised:
+            different = accepted.pop(given).model_copy(
+                update={"accepted": False, "reasons": (Reason.DIFFERENT_PERSON,)}
+            )
+            fingerprints.pop(given, None)
+            refused += 1
+            _print_verdict(args, given, different, revised=True)
+    needed = max(0, PHOTOS_NEEDED - len(accepted))
+    turns = coverage(v.yaw for v in accepted.values() if v.yaw is not None)
+    summary: dict[str, Any] = {"checked": len(accepted) + refused, "accepted": len(accepted), "refused": refused}
     summary |= {"unreadable": unreadable, "needed_to_train": needed, "coverage": turns.model_dump()}
-    text = f"{summary['checked']} photos checked: {accepted} accepted, {refused} refused"
+    text = f"{summary['checked']} photos checked: {len(accepted)} accepted, {refused} refused"
     text += f"; {unreadable} could not be read" if unreadable else ""
     text += f". A training needs {PHOTOS_NEEDED} accepted photos: " + (f"{needed} more." if needed else "ready.")
     text += f" Facing: {turns.front} front, {turns.left} left, {turns.right} right."
     text += "".join(f" {advice}" for advice in turns.advice)
     _print(args, {"summary": summary}, text)
     return 1 if unreadable else 0
+
+
+def _print_verdict(args: argparse.Namespace, given: str, verdict: Any, *, revised: bool = False) -> None:
+    """One photo's verdict; `revised` marks a photo accepted earlier and refused once the set showed its person."""
+    line = {
+        "photo": given,
+        "accepted": verdict.accepted,
+        "reasons": [str(r) for r in verdict.reasons],
+        "messages": verdict.messages,
+        "face": verdict.face.model_dump() if verdict.face else None,
+        "duplicate_of": verdict.duplicate_of,
+        "yaw": verdict.yaw if verdict.accepted else None,
+    }
+    if verdict.accepted and verdict.face:
+        box = verdict.face
+        turn = round(verdict.yaw or 0)
+        text = f"{given}: accepted (face {box.w}x{box.h} at {box.x},{box.y}, turned {turn:+d} degrees)"
+    else:
+        explained = "; ".join(f"{r}: {m}" for r, m in zip(verdict.reasons, verdict.messages, strict=True))
+        duplicate = f" (same as {verdict.duplicate_of})" if verdict.duplicate_of else ""
+        text = f"{given}: {'refused after all' if revised else 'refused'} - {explained}{duplicate}"
+    if revised:
+        line["revised"] = True
+    _print(args, line, text)
 
 
 def _print(args: argparse.Namespace, line: dict[str, Any], text: str) -> None:
