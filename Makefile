@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install setup tools lint format test demo fuzz bench bench-photos bench-fairness bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
+.PHONY: install setup tools web web-test browser lint format test demo fuzz bench bench-photos bench-fairness bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 serve clean gpu-env gpu-artifacts gpu-image
 
 setup: $(STAMP)
 
@@ -38,6 +38,32 @@ install:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(MAKE) --no-print-directory --jobs=3 setup tools
 
+# The web app (web/): npm's packages exactly as the lock file says, then the bundle in web/dist (TypeScript checked,
+# built by Vite, the API reference page beside it). The local stack serves web/dist at its root.
+WEB_STAMP := web/node_modules/.installed-$(shell cksum < web/package-lock.json | cut -d' ' -f1)
+WEB_SOURCES := $(shell find web/src web/scripts -type f) web/index.html web/vite.config.ts web/tsconfig.json
+
+$(WEB_STAMP): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	rm -f web/node_modules/.installed-* && touch $@
+
+web/dist/index.html: $(WEB_STAMP) $(WEB_SOURCES)
+	cd web && npm run --silent build
+
+web: web/dist/index.html
+
+# The app's own unit tests (vitest, in Node).
+web-test: $(WEB_STAMP)
+	cd web && npm test --silent
+
+# Debian's Chromium, which the browser tests drive (Playwright talks to it; no browser download).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$$(test "$$(id -u)" = 0 || echo sudo) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y -qq --no-install-recommends chromium
+
+browser: $(CHROMIUM)
+
 # Template checks: cfn-lint with the serverless rules, checkov (skips and reasons in .checkov.yaml) and
 # `sam validate --lint`, which works offline (a region is all it needs). The GPU entry points are type-checked one
 # by one (each is a `model.py`, as DJL Serving and Triton name them).
@@ -57,12 +83,12 @@ format: setup
 # pytest's exit code 5 (no tests ran) is a failure like any other non-zero code. Test files run in parallel, each
 # file on one worker (its module fixtures, such as a Triton server, are built once), and every process with one
 # OpenMP thread: with more, the workers' torch threads spin waiting for each other (twice the CPU, measured).
-test: lint
+test: lint web web-test browser
 	OMP_NUM_THREADS=1 $(BIN)/pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile
 
 # FACES=<folder> runs the demo on your own 10-12 selfies.
 FACES ?= ../shared/faces
-demo: setup
+demo: setup web browser
 	$(BIN)/avatar demo --out build/demo --faces $(FACES)
 
 bench: setup
@@ -135,4 +161,4 @@ gpu-image:
 	docker push $(IMAGE)
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build web/node_modules web/dist .pytest_cache .mypy_cache .ruff_cache

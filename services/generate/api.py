@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from avatar.contracts.generation import GenerationRequest
 from avatar.generation.avatars import FairShare, RetryPolicy, create_avatars
+from avatar.generation.history import DEFAULT_PAGE, MAX_PAGE, avatar_history
 from services.generate import dependencies
 from services.generate.settings import get_settings
 from services.http import add_error_handlers, document_api, resolve, route_responses, signed_in_user
@@ -42,6 +45,24 @@ class AvatarsOut(BaseModel):
     images: list[AvatarOut]
 
 
+class HistoryAvatarOut(AvatarOut):
+    """One avatar of the user's history: the image (a fresh short-lived URL) and what made it."""
+
+    prompt: str
+    negative_prompt: str
+    width: int | None = Field(None, description="as asked; null: the base model's native size")
+    height: int | None = None
+    created_at: datetime
+    request_id: str = Field(description="the generate request that made it (its images share it)")
+
+
+class HistoryOut(BaseModel):
+    """A page of the user's avatars, newest first."""
+
+    avatars: list[HistoryAvatarOut]
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+
+
 @app.post("/v1/avatars", responses=route_responses(200, 409, 429, body=True))
 def generate_avatars(request: GenerationRequest) -> AvatarsOut:
     """Generate 1-4 avatars of the user; put `<<TOK>>` where the user goes in the prompt (else it is prepended)."""
@@ -59,6 +80,7 @@ def generate_avatars(request: GenerationRequest) -> AvatarsOut:
             budget_seconds=min(settings.retry_budget_seconds, remaining),
             retry_after_seconds=settings.retry_after_seconds,
         ),
+        history=dependencies.avatar_history(),
         fair_share=FairShare(
             dependencies.requests_in_flight(),
             max_in_flight=settings.max_requests_in_flight,
@@ -68,6 +90,40 @@ def generate_avatars(request: GenerationRequest) -> AvatarsOut:
     )
     return AvatarsOut(
         images=[AvatarOut(url=a.url, seed=a.seed, likeness=a.likeness, face_found=a.face_found) for a in made]
+    )
+
+
+@app.get("/v1/avatars", responses=route_responses(200))
+def list_avatars(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="avatars per page")] = DEFAULT_PAGE,
+    cursor: Annotated[str | None, Query(max_length=512, description="`next` of the previous page")] = None,
+) -> HistoryOut:
+    """Every avatar the user generated, newest first, a page at a time, with fresh URLs (older URLs expire)."""
+    page = avatar_history(
+        signed_in_user(app, logger),
+        history=dependencies.avatar_history(),
+        images=dependencies.avatar_images(),
+        url_ttl_seconds=get_settings().image_url_ttl_seconds,
+        limit=limit,
+        cursor=cursor,
+    )
+    return HistoryOut(
+        avatars=[
+            HistoryAvatarOut(
+                url=shared.url,
+                seed=shared.avatar.seed,
+                likeness=shared.avatar.likeness,
+                face_found=shared.avatar.face_found,
+                prompt=shared.avatar.prompt,
+                negative_prompt=shared.avatar.negative_prompt,
+                width=shared.avatar.width,
+                height=shared.avatar.height,
+                created_at=shared.avatar.created_at,
+                request_id=shared.avatar.request_id,
+            )
+            for shared in page.avatars
+        ],
+        next=page.next,
     )
 
 

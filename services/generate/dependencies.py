@@ -7,6 +7,7 @@ from functools import cache
 import boto3
 from botocore.config import Config
 
+from avatar.aws.dynamodb.avatars import AvatarHistoryTable
 from avatar.aws.dynamodb.in_flight import InFlightTable
 from avatar.aws.dynamodb.registry import ModelRegistryTable
 from avatar.aws.multi_model_endpoint import MultiModelEndpoint
@@ -31,6 +32,12 @@ def requests_in_flight() -> InFlightTable:
 
 
 @cache
+def avatar_history() -> AvatarHistoryTable:
+    """The user's generated avatars in the table."""
+    return AvatarHistoryTable(boto3.client("dynamodb", config=_RETRIES), get_settings().table_name)
+
+
+@cache
 def avatar_images() -> AvatarImages:
     """Where generated images go."""
     return AvatarImages(boto3.client("s3", config=_RETRIES), get_settings().bucket_name)
@@ -49,5 +56,5 @@ def avatar_endpoint() -> MultiModelEndpoint:
 
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    for cached in (get_settings, model_registry, requests_in_flight, avatar_images, avatar_endpoint):
+    for cached in (get_settings, model_registry, requests_in_flight, avatar_history, avatar_images, avatar_endpoint):
         cached.cache_clear()

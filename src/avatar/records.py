@@ -145,3 +145,23 @@ class ModelVersion(BaseModel):
     job_id: str
     artifact_key: str
     created_at: datetime
+
+
+class GeneratedAvatar(BaseModel):
+    """One generated image in the user's history (`outputs/<user>/<request id>/<index>-<seed>.png`): what made it,
+    so the person can find it again and make it again with its seed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    request_id: str
+    index: int
+    image_key: str
+    seed: int
+    prompt: str
+    negative_prompt: str = ""
+    width: int | None = None
+    height: int | None = None
+    likeness: float | None = None
+    face_found: bool | None = None
+    created_at: datetime

@@ -91,6 +91,16 @@ def test_selfies_in_avatars_out(stack: RunningStack, selfies: list[Path], hard_c
         picture = Image.open(io.BytesIO(requests.get(image["url"], timeout=60).content))
         assert picture.format == "PNG" and picture.size[0] >= 32
 
+    # The history: every image generated, newest first, with what made it and a fresh URL
+    status, history = eve.call("GET", "/v1/avatars?limit=1")
+    assert status == 200 and len(history["avatars"]) == 1 and history["next"]
+    status, rest = eve.call("GET", f"/v1/avatars?limit=5&cursor={history['next']}")
+    assert status == 200 and rest["next"] is None
+    listed = history["avatars"] + rest["avatars"]
+    assert sorted(a["seed"] for a in listed) == [7, 8] and {a["prompt"] for a in listed} == {"<<TOK>> as an astronaut"}
+    assert requests.get(listed[-1]["url"], timeout=60).content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert eve.call("GET", "/v1/avatars?cursor=forged")[0] == 422
+
 
 def test_a_failed_fine_tune_surfaces_as_an_event_with_a_readable_reason(
     stack: RunningStack, selfies: list[Path]

@@ -233,3 +233,59 @@ def test_a_verdict_is_replaced_only_while_the_record_holds_the_same_upload_and_s
     assert photos.replace_verdict(refused, expected=accepted)
     assert not photos.replace_verdict(refused, expected=accepted)  # no longer accepted: nothing to replace
     assert photos.get_photo("u1", "p1") == refused
+
+
+def test_the_avatar_history_pages_newest_first_refuses_forged_cursors_and_goes_with_the_user(
+    intake_stack: IntakeStack, table_name: str
+) -> None:
+    from avatar.aws.dynamodb.avatars import RETENTION_DAYS, AvatarHistoryTable, avatar_sk
+    from avatar.errors import InvalidRequest
+    from avatar.records import GeneratedAvatar
+
+    history = AvatarHistoryTable(intake_stack.dynamodb, table_name)
+    users = UserTable(intake_stack.dynamodb, table_name)
+    users.ensure_user("ann", NOW)
+
+    def made(minute: int, index: int, user: str = "ann") -> GeneratedAvatar:
+        return GeneratedAvatar(
+            user_id=user,
+            request_id=f"req{minute}=",  # API Gateway's request ids end in "="
+            index=index,
+            image_key=f"outputs/{user}/req{minute}/{index}-{minute}.png",
+            seed=minute * 10 + index,
+            prompt=f"<<TOK>> prompt {minute}",
+            likeness=0.5,
+            face_found=True,
+            created_at=NOW + timedelta(minutes=minute),
+        )
+
+    for minute in range(5):
+        history.add([made(minute, 0), made(minute, 1)])
+    history.add([made(4, 0)])  # a replay keeps the first record
+    history.add([made(9, 0, user="bob")])
+
+    seen: list[tuple[int, int]] = []
+    cursor = None
+    for _ in range(10):
+        page, cursor = history.page("ann", limit=3, cursor=cursor)
+        assert 1 <= len(page) <= 3
+        seen += [(a.created_at.minute, a.index) for a in page]
+        if cursor is None:
+            break
+    assert [minute for minute, _ in seen] == [4, 4, 3, 3, 2, 2, 1, 1, 0, 0]  # newest first, no empty last page
+    assert len(set(seen)) == 10
+    first, _ = history.page("ann", limit=1, cursor=None)
+    assert first[0].prompt == "<<TOK>> prompt 4" and first[0].likeness == 0.5 and first[0].face_found is True
+    item = users.table.get({"PK": "USER#ann", "SK": avatar_sk(first[0])})
+    assert item is not None and item["expires_at"] == int(
+        (first[0].created_at + timedelta(days=RETENTION_DAYS)).timestamp()
+    )
+
+    for forged in ("not-base64!", "QUJD", "UEhPVE8jMDAw"):  # garbage, "ABC", "PHOTO#000"
+        with pytest.raises(InvalidRequest):
+            history.page("ann", limit=3, cursor=forged)
+
+    users.mark_erasing("ann", NOW)
+    users.delete_user_records("ann")
+    assert history.page("ann", limit=3, cursor=None) == ([], None)
+    assert len(history.page("bob", limit=3, cursor=None)[0]) == 1

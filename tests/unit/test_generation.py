@@ -141,6 +141,51 @@ def test_images_are_stored_under_the_users_prefix_with_their_seeds(ready: FakeTa
     assert images.stored_keys() == ["outputs/u1/r1/0-41.png", "outputs/u1/r1/1-42.png"]
 
 
+def test_every_image_is_recorded_in_the_history_with_what_made_it(ready: FakeTable) -> None:
+    from avatar.generation.history import avatar_history
+    from avatar.records import GeneratedAvatar
+
+    class History:
+        def __init__(self) -> None:
+            self.added: list[GeneratedAvatar] = []
+
+        def add(self, avatars: list[GeneratedAvatar]) -> None:
+            self.added += avatars
+
+        def page(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[GeneratedAvatar], str | None]:
+            mine = [a for a in reversed(self.added) if a.user_id == user_id]
+            return mine[:limit], "next" if len(mine) > limit else None
+
+    history, images = History(), FakeBucket()
+    create_avatars(
+        "u1",
+        GenerationRequest(prompt="<<TOK>> on a horse", negative_prompt="blurry", num_images=2, seed=5, width=64),
+        request_id="r9",
+        registry=ready,
+        endpoint=FakeAvatarEndpoint([images_for]),
+        images=images,
+        url_ttl_seconds=600,
+        history=history,
+        wall_clock=lambda: 1_800_000_000.0,
+    )
+
+    assert [(a.index, a.seed, a.image_key) for a in history.added] == [
+        (0, 5, "outputs/u1/r9/0-5.png"),
+        (1, 6, "outputs/u1/r9/1-6.png"),
+    ]
+    first = history.added[0]
+    assert (first.prompt, first.negative_prompt, first.width, first.request_id) == (
+        "<<TOK>> on a horse",
+        "blurry",
+        64,
+        "r9",
+    )
+    assert first.created_at == datetime.fromtimestamp(1_800_000_000, UTC)
+    page = avatar_history("u1", history=history, images=images, url_ttl_seconds=300, limit=1)
+    assert page.next == "next" and page.avatars[0].avatar.seed == 6
+    assert page.avatars[0].url.endswith("outputs/u1/r9/1-6.png?expires=300")
+
+
 def test_a_user_with_as_many_requests_in_flight_as_allowed_gets_429_and_others_do_not(ready: FakeTable) -> None:
     _user(ready, ModelState.READY, current_version=2)
     in_flight = FakeRequestsInFlight()

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from avatar_dev.local.aws import loopback_server
 from avatar_dev.local.event_sources import LambdaContextStub
+from avatar_dev.web import LOCAL_SIGN_IN, WebApp
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 
 
 def _request_handler(
-    routes: list[Route], issuer: TokenIssuer, cors: Cors | None, max_concurrency: int
+    routes: list[Route], issuer: TokenIssuer, cors: Cors | None, max_concurrency: int, web: WebApp | None = None
 ) -> type[BaseHTTPRequestHandler]:
     environments = {
         route.function_id: ExecutionEnvironments(route.handler, max_concurrency=max_concurrency) for route in routes
@@ -249,6 +250,9 @@ def _request_handler(
                 return
             body = self._read_body()
             if body is None:
+                return
+            if web is not None and not url.path.startswith("/v1/"):
+                self._serve_web(web, url.path, body)
                 return
             match = next(
                 ((r, m) for r in routes if r.method == self.command and (m := r.pattern.fullmatch(url.path))), None
@@ -298,6 +302,22 @@ def _request_handler(
             raw = base64.b64decode(answer) if response.get("isBase64Encoded") else answer.encode()
             self._send(int(response["statusCode"]), raw, (response.get("headers") or {}) | allowed)
 
+        def _serve_web(self, app: WebApp, path: str, body: bytes) -> None:
+            """The web app's files (GET, HEAD), and the development sign-in (POST /local/sign-in): a token for
+            a user name, as Cognito's managed login gives one on AWS."""
+            if self.command == "POST" and path == LOCAL_SIGN_IN:
+                self._send(*_local_sign_in(issuer, body), {"Cache-Control": "no-store"})
+                return
+            if self.command not in {"GET", "HEAD"}:
+                self._send(405, _error("method_not_allowed", "the app's files are read with GET"), {"Allow": "GET"})
+                return
+            found = app.file(path)
+            if found is None:
+                self._send(404, _error("not_found", f"no such page: {path}"), {})
+                return
+            data, content_type = found
+            self._send(200, data, app.headers | {"Content-Type": content_type}, head=self.command == "HEAD")
+
         def _read_body(self) -> bytes | None:
             """The request's body, or None once a 4xx was answered: a Content-Length that is no count, a body
             without one, or one over API Gateway's payload limit."""
@@ -326,7 +346,7 @@ def _request_handler(
             self.close_connection = True
             self._send(code, {"message": message or self.responses.get(code, ("Error",))[0]}, {"Connection": "close"})
 
-        def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        def _send(self, status: int, body: Any, headers: dict[str, str], *, head: bool = False) -> None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             self.send_response(status)
             headers = ({"Content-Type": "application/json"} if data else {}) | headers
@@ -335,12 +355,34 @@ def _request_handler(
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if not head:
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             logger.debug("api %s", format % args)  # the line above, with its ids, says it
 
     return ApiHandler
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _local_sign_in(issuer: TokenIssuer, body: bytes) -> tuple[int, dict[str, Any]]:
+    """`{"user_name": ...}` -> 200 `{"access_token", "token_type", "expires_in"}`, or 422 for a name that is no
+    valid user id (the same rule the API applies to a token's `sub`)."""
+    from avatar.object_keys import is_valid_user_id
+
+    try:
+        user = json.loads(body or b"{}").get("user_name")
+    except (ValueError, AttributeError):
+        user = None
+    if not isinstance(user, str) or not is_valid_user_id(user):
+        message = "a user name is 1-64 letters, digits and _ . @ + - (starting with a letter or digit)"
+        return 422, _error("invalid_request", message)
+    lifetime = 3600
+    token = issuer.token(user, lifetime_seconds=lifetime)
+    return 200, {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
 
 
 @contextmanager
@@ -351,10 +393,12 @@ def local_http_api(
     cors: Cors | None = None,
     port: int | None = None,
     max_concurrency: int = 10,
+    web: WebApp | None = None,
 ) -> Iterator[str]:
     """Serve the routes on 127.0.0.1 (with the CORS configuration, if any), each function in up to
-    `max_concurrency` execution environments at once; yields the API's base URL."""
-    with loopback_server(_request_handler(routes, issuer, cors, max_concurrency), port=port) as url:
+    `max_concurrency` execution environments at once, and the web app (if any) at every path outside `/v1/`;
+    yields the API's base URL."""
+    with loopback_server(_request_handler(routes, issuer, cors, max_concurrency, web), port=port) as url:
         yield url
 
 

@@ -333,7 +333,10 @@ def running_stack(
             cleanup.callback(poller.stop)
 
         issuer = TokenIssuer()
-        api_url = cleanup.enter_context(local_http_api(template_routes(template), issuer, cors=template_cors(template)))
+        web = _web_app(aws_endpoint)
+        api_url = cleanup.enter_context(
+            local_http_api(template_routes(template), issuer, cors=template_cors(template), web=web)
+        )
         observed = _observe_events(resources)
         logger.info("local stack ready: API %s", api_url)
         yield RunningStack(
@@ -344,3 +347,15 @@ def running_stack(
             observed_events_url=observed,
             serving_url=serving.server.http_url,
         )
+
+
+def _web_app(aws_endpoint: str) -> Any:
+    """The web app at the API's address, when it is built (`make web`, which `make setup` runs); else None."""
+    from avatar.intake.uploads import IntakeLimits
+    from avatar_dev.web import WebAppMissing, local_web_app
+
+    try:
+        return local_web_app(api_url="", aws_endpoint=aws_endpoint, max_photo_bytes=IntakeLimits().max_upload_bytes)
+    except WebAppMissing as missing:
+        logger.warning("no web app: %s", missing)
+        return None

@@ -13,8 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 from avatar.contracts.generation import MAX_STEP_MEGAPIXELS, NATIVE_SIDE, GenerationRequest
 from avatar.errors import InvalidRequest, NoReadyModel, ServingBusy, ServingUnavailable, TooManyRequests
-from avatar.generation.ports import AvatarEndpoint, ImageStore, ModelRegistry, RequestsInFlight
+from avatar.generation.ports import AvatarEndpoint, AvatarHistory, ImageStore, ModelRegistry, RequestsInFlight
 from avatar.object_keys import generated_image_key
+from avatar.records import GeneratedAvatar
 from avatar.states import ModelState
 
 logger = logging.getLogger(__name__)
@@ -89,10 +90,12 @@ def create_avatars(
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
     fair_share: FairShare | None = None,
+    history: AvatarHistory | None = None,
 ) -> list[Avatar]:
     """Generate with the user's model (retrying busy answers inside the budget), store the PNGs, share them. The
     endpoint is told when this call stops waiting, so work still queued then is not done for nobody. With
-    `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead."""
+    `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead. With
+    `history`, every image is recorded there (prompt, seed, likeness) for the user's gallery."""
     artifact_key = routed_model(user_id, registry)
     with _counted_in(fair_share, request, user_id, request_id, policy, wall_clock):
         request = request.with_fixed_seed()  # a retried request makes the same images
@@ -117,12 +120,31 @@ def create_avatars(
                 logger.info("endpoint busy (%s), retrying in %.1f s", busy, pause)
                 sleep(pause)
                 delay = min(delay * 2, policy.max_delay_seconds)
-        avatars = []
+        avatars, records = [], []
+        created_at = datetime.fromtimestamp(wall_clock(), UTC)
         for index, image in enumerate(generated):
             key = generated_image_key(user_id, request_id, index, image.seed)
             images.put_png(key, image.png, likeness=image.likeness, face_found=image.face_found)
             url = images.share(key, expires_in=url_ttl_seconds)
             avatars.append(Avatar(url=url, seed=image.seed, likeness=image.likeness, face_found=image.face_found))
+            records.append(
+                GeneratedAvatar(
+                    user_id=user_id,
+                    request_id=request_id,
+                    index=index,
+                    image_key=key,
+                    seed=image.seed,
+                    prompt=request.prompt,
+                    negative_prompt=request.negative_prompt,
+                    width=request.width,
+                    height=request.height,
+                    likeness=image.likeness,
+                    face_found=image.face_found,
+                    created_at=created_at,
+                )
+            )
+        if history is not None:
+            history.add(records)
         return avatars
 
 

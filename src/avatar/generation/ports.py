@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from avatar.contracts.generation import GeneratedImage, GenerationRequest
-from avatar.records import ModelVersion, UserProfile
+from avatar.records import GeneratedAvatar, ModelVersion, UserProfile
 
 
 class ModelRegistry(Protocol):
@@ -52,4 +52,16 @@ class ImageStore(Protocol):
 
     def share(self, key: str, *, expires_in: int) -> str:
         """A short-lived URL to read the object."""
+        ...
+
+
+class AvatarHistory(Protocol):
+    """The record of every avatar a user generated (erased with the user, expiring with the images)."""
+
+    def add(self, avatars: list[GeneratedAvatar]) -> None:
+        """Record generated avatars (recording the same one twice keeps the first)."""
+
+    def page(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[GeneratedAvatar], str | None]:
+        """Up to `limit` of the user's avatars, newest first, after `cursor`; and the next page's cursor, None on the
+        last. Raises InvalidRequest for a cursor this history did not give to this user."""
         ...
