@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import mimetypes
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from avatar_dev.paths import REPOSITORY
@@ -110,26 +110,24 @@ class WebApp:
             raise WebAppMissing(f"the web app is not built ({self.dist}/index.html is missing): run `make web`")
 
     def file(self, path: str) -> tuple[bytes, str] | None:
-        """The file a GET of `path` serves (its bytes and content type), or None. `/` and folders serve their
-        index.html; nothing outside the app's folder is ever read."""
-        relative = PurePosixPath(path.split("?", 1)[0]).relative_to("/") if path.startswith("/") else None
-        if relative is None or any(part in {"..", "."} or part.startswith(".") for part in relative.parts):
+        """The file a GET of `path` serves (its bytes and content type), or None. `/` and folders written with their
+        trailing slash serve their index.html (so relative links inside resolve); nothing outside the app's folder,
+        and no hidden file, is ever read."""
+        parts = path.split("?", 1)[0].split("/")
+        if parts[0] != "" or any(part in {"..", "."} or part.startswith(".") for part in parts[1:]):
             return None
-        name = str(relative) if str(relative) != "." else ""
-        if name in self.generated:
-            return self.generated[name], _content_type(name)
-        target = self.dist / name
-        if target.is_dir():
-            target = target / "index.html"
+        name = "/".join(part for part in parts if part)
+        if path.split("?", 1)[0].endswith("/"):
             name = f"{name}/index.html".lstrip("/")
         if name in self.generated:
-            return self.generated[name], _content_type(name)
+            return self.generated[name], content_type(name)
+        target = self.dist / name
         if not target.is_file() or not target.resolve().is_relative_to(self.dist.resolve()):
             return None
-        return target.read_bytes(), _content_type(target.name)
+        return target.read_bytes(), content_type(target.name)
 
 
-def _content_type(name: str) -> str:
+def content_type(name: str) -> str:
     guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
     return (
         f"{guessed}; charset=utf-8"

@@ -17,6 +17,7 @@ writeFileSync(
     <meta charset="utf-8" />
     <meta name="viewport" content="width=device-width, initial-scale=1" />
     <title>Avatar API reference</title>
+    <link rel="icon" href="data:," />
     <link rel="stylesheet" href="swagger-ui.css" />
   </head>
   <body>

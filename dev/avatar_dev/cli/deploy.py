@@ -83,14 +83,30 @@ def _publish(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _web(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import boto3
+
+    from avatar_dev.deploy.publish import stack_outputs
+    from avatar_dev.deploy.web import publish_web
+    from avatar_dev.web import WebAppMissing
+
+    outputs = stack_outputs(boto3.client("cloudformation"), args.stack)
+    try:
+        count = publish_web(_s3(), boto3.client("cloudfront"), outputs)
+    except (WebAppMissing, KeyError) as problem:
+        parser.error(str(problem))
+    print(f"{count} files uploaded")
+    return 0
+
+
 def add_commands(commands: Any) -> None:
-    """`avatar deploy images | build | upload | upload-base | publish`."""
+    """`avatar deploy images | build | upload | upload-base | publish | web`."""
     from avatar_dev.cli import HelpFormatter, add_command
 
     deploy = add_command(
         commands,
         "deploy",
-        help="build and upload what the SageMaker endpoints load",
+        help="build and upload what the SageMaker endpoints load, and the web app",
         example="avatar deploy images --region eu-west-1",
         notes="The steps, in order, with the SAM commands between them: docs/deploy.md.",
     )
@@ -146,3 +162,11 @@ def add_commands(commands: Any) -> None:
     publish.add_argument("--stack", default="avatar", help="the CloudFormation stack's name")
     publish.add_argument("--out", default=str(DEFAULT_OUT), help="where `avatar deploy build` wrote the artifacts")
     publish.set_defaults(run=_publish)
+
+    web = step(
+        "web",
+        "upload the web app (make web) with its config from the stack's outputs (after deploy)",
+        "avatar deploy web --stack avatar",
+    )
+    web.add_argument("--stack", default="avatar", help="the CloudFormation stack's name")
+    web.set_defaults(run=_web)
