@@ -55,6 +55,10 @@ def test_demo_runs_the_whole_flow_and_writes_a_report(
     assert len(list((out / "prepared").glob("*.png"))) == 11
     assert len(list((out / "avatars").glob("*.png"))) == 6  # three prompts, two images each
     assert report.count("no face found: likeness unknown") == 6  # every avatar scored; the tiny model draws no face
+    # The web app, driven in headless Chromium, with its screenshots in the report
+    assert "<h2>The web app</h2>" in report
+    for shot in ("sign-in-phone.png", "photos-phone.png", "generate-desktop.png"):
+        assert (out / "web" / shot).stat().st_size > 10_000 and f"web/{shot}" in report, shot
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ training as a timeline and a loss curve; the face crops; the demo's stages with 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ h1{font-size:1.6rem;margin:.2em 0}h2{font-size:1.25rem;margin-top:2em;border-bot
 .summary div{background:var(--soft);border:1px solid var(--line);border-radius:8px;padding:8px 10px}
 .summary b{display:block;font-size:1.15rem}.summary span{color:var(--muted);font-size:.85rem}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(160px,1fr));gap:12px;padding:0;list-style:none}
+.shots{grid-template-columns:repeat(auto-fill,minmax(300px,1fr))}
 .card{border:1px solid var(--line);border-radius:8px;overflow:hidden;background:#fff;margin:0}
 .card figcaption,.card .text{padding:6px 8px;font-size:.85rem;overflow-wrap:anywhere}
 .frame{position:relative;background:var(--soft)}
@@ -46,6 +47,14 @@ svg{width:100%;height:auto;max-width:640px;background:#fff;border:1px solid var(
 pre{background:var(--soft);padding:8px;overflow-x:auto;font-size:.8rem}
 .crops img{width:100%;border-radius:4px}
 """
+
+
+@dataclass(frozen=True)
+class Screenshot:
+    """One screenshot of the web app (a file in the report's folder) and what it shows."""
+
+    file: str
+    caption: str
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,7 @@ class Report:
     prepared: list[str]
     avatars: list[Avatar]
     stages: list[Stage]
+    screenshots: list[Screenshot] = field(default_factory=list)
 
 
 def write_report(out: Path, report: Report) -> Path:
@@ -133,6 +143,7 @@ def write_report(out: Path, report: Report) -> Path:
         "Lambda handlers behind their event sources, a real Triton server, and the training job on CPU.</p>",
         *_summary(report),
         *_avatars(report),
+        *_web_app(report),
         *(line for user in report.users for line in _user(user)),
         *_training(report.training),
         "<h2>Face crops</h2><p>What the training job makes of the demo user's accepted photos: the face 40% of the "
@@ -186,6 +197,24 @@ def _avatars(report: Report) -> list[str]:
             f"<li class=card><img src='avatars/{escape(avatar.file)}' alt='avatar, seed {avatar.seed}' "
             "style='width:100%;image-rendering:pixelated'>"
             f"<div class=text>{escape(avatar.prompt)}<br>seed <b>{avatar.seed}</b><br>{avatar.likeness_text}</div></li>"
+        )
+    lines.append("</ul>")
+    return lines
+
+
+def _web_app(report: Report) -> list[str]:
+    if not report.screenshots:
+        return []
+    lines = [
+        "<h2>The web app</h2><p>The same stack through the web app it serves at its root, driven in headless "
+        "Chromium: a new person adds photos on a phone, and the demo user generates from a prompt.</p>",
+        "<ul class='grid shots'>",
+    ]
+    for shot in report.screenshots:
+        lines.append(
+            f"<li class=card><a href='{escape(shot.file)}'><img src='{escape(shot.file)}' alt='{escape(shot.caption)}'"
+            f" style='width:100%;max-height:640px;object-fit:cover;object-position:top'></a>"
+            f"<div class=text>{escape(shot.caption)}</div></li>"
         )
     lines.append("</ul>")
     return lines

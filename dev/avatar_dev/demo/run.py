@@ -19,7 +19,7 @@ from typing import Any
 
 from avatar import object_keys
 from avatar.photo_check.verdict import Reason
-from avatar_dev.demo.report import Avatar, Photo, Report, Stage, TrainingRun, UserRun, write_report
+from avatar_dev.demo.report import Avatar, Photo, Report, Screenshot, Stage, TrainingRun, UserRun, write_report
 from avatar_dev.hard_cases import HardCase, build_hard_cases, near_duplicate
 from avatar_dev.local.runtime import RunningStack
 
@@ -317,6 +317,9 @@ def run_demo(
         avatars = generate_avatars(demo, out / "avatars")
         clock.stage(f"POST /v1/avatars: {len(PROMPTS)} prompts, {IMAGES_PER_PROMPT} images each")
         print(f"\n{len(avatars)} avatars in {out / 'avatars'}")
+        screenshots = _tour(stack, out, users[DEMO_USER][:4] + _refused_examples(users[HARD_CASES_USER]))
+        if screenshots:
+            clock.stage(f"the web app in headless Chromium: {len(screenshots)} screenshots")
     clock.stage("local stack stopped")
     report = write_report(
         out,
@@ -328,10 +331,27 @@ def run_demo(
             prepared=sorted(p.name for p in (out / "prepared").glob("*.png")),
             avatars=avatars,
             stages=clock.stages,
+            screenshots=screenshots,
         ),
     )
     print(f"\nReport: {report}\nEvery event of the stack, one line each: {out.parent / 'demo-stack.log'}")
     return 0
+
+
+def _refused_examples(cases: list[HardCase]) -> list[HardCase]:
+    """Two photos the check refuses (text named .jpg, two people), for the web app's tour."""
+    return [case for case in cases if case.name in {"notes.jpg", "two-people.jpg"}]
+
+
+def _tour(stack: RunningStack, out: Path, photos: list[HardCase]) -> list[Screenshot]:
+    """The web app driven in headless Chromium (skipped, saying so, where Chromium is not installed)."""
+    from avatar_dev.demo.browser import chromium, web_app_tour
+
+    if chromium() is None:
+        print("\nThe web app's tour is skipped: chromium is not installed (`make browser` installs it)")
+        return []
+    print(f"\nThe web app at {stack.api_url}/ in headless Chromium ...", flush=True)
+    return web_app_tour(stack, out / "web", photos, model_user=DEMO_USER)
 
 
 def generate_avatars(client: Client, folder: Path) -> list[Avatar]:
