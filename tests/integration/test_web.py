@@ -171,3 +171,13 @@ def test_the_web_client_uses_managed_login_with_the_code_flow_back_to_the_app() 
     assert RESOURCES["UserPoolDomain"]["Properties"]["ManagedLoginVersion"] == 2
     outputs = TEMPLATE["Outputs"]
     assert {"AuthDomain", "WebUrl", "WebBucketName", "WebDistributionId", "UserPoolClientId", "ApiUrl"} <= set(outputs)
+
+
+def test_the_first_page_is_measured_from_what_index_html_names(capsys: pytest.CaptureFixture[str]) -> None:
+    from avatar_dev.bench.web import first_page_files, run
+
+    names = [path.name for path in first_page_files()]
+    assert names[0] == "index.html" and any(n.endswith(".js") for n in names) and any(n.endswith(".css") for n in names)
+    assert run(as_json=True) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert 0 < figures["first_page_gzip_kb"] < figures["first_page_kb"] and figures["within_goal"]

@@ -21,6 +21,10 @@ def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
         from avatar_dev.bench import fairness
 
         return fairness.run(as_json=args.json)
+    if args.what == "web-size":
+        from avatar_dev.bench import web
+
+        return web.run(as_json=args.json)
     if args.what == "photo-limits":
         from avatar_dev.bench import photo_limits
 
@@ -61,12 +65,13 @@ def add_commands(commands: Any) -> None:
             "(exit 1 over the 2 s / 600 MB goal). fairness: one user's heaviest requests against five ordinary\n"
             "users on the local stack (exit 1 if one of the five saw an error). lambda-size: the functions'\n"
             "unzipped sizes. training: tiny end to end, or the SD 2.1 architecture per step. serving: the shared\n"
-            "base against a pipeline per user, in a real Triton server."
+            "base against a pipeline per user, in a real Triton server. web-size: the web app's first page,\n"
+            "gzip-compressed (exit 1 over the 150 KB goal)."
         ),
     )
     bench.add_argument(
         "what",
-        choices=["intake", "photo-limits", "fairness", "lambda-size", "training", "serving"],
+        choices=["intake", "photo-limits", "fairness", "lambda-size", "training", "serving", "web-size"],
         help="which figures",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON line")

@@ -8,6 +8,7 @@ is one query, erasure is one partition, and a job and the profile move in one tr
   SK = JOB#<job id>       a training job (while in flight, GSI1 indexes it by deadline for the sweeper)
   SK = MODEL#<version>    an immutable model version (zero-padded so versions sort)
   SK = IDEMPOTENCY#<key>  a training request's Idempotency-Key -> its job (expires after a day)
+  SK = AVATAR#<time>#...  a generated image in the user's history (expires with the image)
 
 State changes are conditional writes: `state_condition` turns a transition of `avatar.states` into `state IN
 (sources)`, and `changes_between` writes only what differs between a record before and after.
