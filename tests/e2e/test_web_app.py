@@ -128,6 +128,10 @@ def test_a_person_signs_in_uploads_trains_generates_and_deletes_everything(
     assert page.evaluate("() => [...document.images].every(i => i.alt)")
     violations += audit(page, "photos")
     shoot(page, "photos-phone")
+    for width in (360, 1440):  # nothing wider than the window, from a small phone to a laptop
+        page.set_viewport_size({"width": width, "height": 900})
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width, width
+    page.set_viewport_size(PHONE)
 
     # A refused photo can be deleted; when the session has expired meanwhile (the API answers 401), the person is
     # sent back to sign-in and, signed in again, finds the upload list as it was, thumbnails and verdicts included
