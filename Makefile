@@ -84,7 +84,7 @@ format: setup
 # file on one worker (its module fixtures, such as a Triton server, are built once), and every process with one
 # OpenMP thread: with more, the workers' torch threads spin waiting for each other (twice the CPU, measured).
 test: lint web web-test browser
-	OMP_NUM_THREADS=1 $(BIN)/pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile
+	OMP_NUM_THREADS=1 $(BIN)/pytest --numprocesses=auto --maxprocesses=4 --dist=loadfile --durations=15
 
 # FACES=<folder> runs the demo on your own 10-12 selfies.
 FACES ?= ../shared/faces

@@ -21,7 +21,8 @@ def test_demo_runs_the_whole_flow_and_writes_a_report(
     cache_dir: Path,
 ) -> None:
     out = tmp_path / "demo"
-    tiny = {"options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1}, "backgrounds_per_photo": 0}
+    options = {"steps": 3, "num_class_images": 1, "class_image_steps": 1, "validation_checkpoints": 1}
+    tiny = {"options": options, "backgrounds_per_photo": 0}
     cases = list(hard_cases.values())  # built once for the whole test run
     demo = run_demo(out=out, faces=selfies[0].parent, cache_dir=cache_dir, training_defaults=tiny, hard_cases=cases)
     assert demo == 0

@@ -20,7 +20,10 @@ from avatar_dev.local.runtime import RunningStack, running_stack
 
 pytestmark = pytest.mark.slow
 
-TINY = {"options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1}, "backgrounds_per_photo": 0}
+TINY = {
+    "options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1, "validation_checkpoints": 1},
+    "backgrounds_per_photo": 0,
+}
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,10 @@ from avatar_dev.paths import REPOSITORY
 
 pytestmark = pytest.mark.slow
 
-TINY = {"options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1}, "backgrounds_per_photo": 0}
+TINY = {
+    "options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1, "validation_checkpoints": 1},
+    "backgrounds_per_photo": 0,
+}
 CHROMIUM = Path("/usr/bin/chromium")
 AXE = REPOSITORY / "web" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPOSITORY / "build" / "web"

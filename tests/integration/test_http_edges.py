@@ -248,3 +248,13 @@ def test_tokens_without_an_expiry_are_refused(api: tuple[str, TokenIssuer]) -> N
         assert answer.status_code == 401, name
     good = jwt.encode({"alg": "RS256"}, claims | {"exp": now + 60}, key)
     assert requests.get(f"{url}/v1/photos", headers={"Authorization": f"Bearer {good}"}, timeout=30).status_code == 200
+
+
+def test_query_parameters_reach_the_handlers_as_api_gateway_passes_them(api: tuple[str, TokenIssuer]) -> None:
+    url, issuer = api
+    auth = {"Authorization": f"Bearer {issuer.token('user-1')}"}
+    answer = requests.get(f"{url}/v1/avatars?limit=5", headers=auth, timeout=30)
+    assert answer.status_code == 200 and answer.json() == {"avatars": [], "next": None}
+    for query in ("limit=0", "limit=101", "limit=abc", "limit=5&cursor=forged", f"cursor={'x' * 513}"):
+        answer = requests.get(f"{url}/v1/avatars?{query}", headers=auth, timeout=30)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request", query

@@ -39,10 +39,11 @@ export function claimsOf(token: string): { sub?: string; username?: string; exp?
   }
 }
 
-export function sessionFromToken(token: string, fallbackUser: string): Session {
+/** A session for an access token; `shownAs` is how the page names the person (the email or user name they typed). */
+export function sessionFromToken(token: string, shownAs: string): Session {
   const claims = claimsOf(token);
   const expiresAt = claims.exp ? claims.exp * 1000 : Date.now() + 3600_000;
-  return { user: claims.username ?? fallbackUser ?? claims.sub ?? "", accessToken: token, expiresAt };
+  return { user: shownAs || claims.username || claims.sub || "", accessToken: token, expiresAt };
 }
 
 export function savedSession(now = Date.now()): Session | null {
@@ -109,8 +110,10 @@ export async function finishCognitoSignIn(config: AppConfig): Promise<Session | 
     }),
   });
   if (!answer.ok) throw new Error(`Sign-in failed (HTTP ${answer.status}); sign in again.`);
-  const tokens = (await answer.json()) as { access_token: string };
-  return sessionFromToken(tokens.access_token, "");
+  const tokens = (await answer.json()) as { access_token: string; id_token?: string };
+  // The access token names the user by an opaque id; the ID token carries the email they signed in with.
+  const email = tokens.id_token ? (claimsOf(tokens.id_token) as { email?: string }).email : undefined;
+  return sessionFromToken(tokens.access_token, email ?? "");
 }
 
 /** Where the browser goes to sign out (Cognito ends its own session too), or null to stay on the page. */

@@ -91,7 +91,8 @@ async function guarded(action: () => Promise<void>, where?: HTMLElement): Promis
     await action();
   } catch (error) {
     if (error instanceof SessionExpired) {
-      signOut("Your session ended: sign in again to carry on. Your photos are kept.");
+      // Once: a request that was under way when the person was signed out must not reset the sign-in form.
+      if (session) signOut("Your session ended: sign in again to carry on. Your photos are kept.");
       return;
     }
     const message = error instanceof Error ? error.message : String(error);
@@ -282,6 +283,7 @@ async function addFiles(files: File[]): Promise<void> {
 
 function schedulePhotoPoll(delay = 1500): void {
   window.clearTimeout(photoPoll);
+  if (!session) return;
   photoPoll = window.setTimeout(() => void refreshPhotos(), delay);
 }
 
@@ -432,6 +434,7 @@ async function train(): Promise<void> {
 
 function scheduleModelPoll(delay = 2000): void {
   window.clearTimeout(modelPoll);
+  if (!session) return;
   modelPoll = window.setTimeout(() => void refreshModel(), delay);
 }
 

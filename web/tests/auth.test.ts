@@ -21,8 +21,9 @@ describe("tokens", () => {
   const token = (claims: object) => `h.${base64url(new TextEncoder().encode(JSON.stringify(claims)))}.s`;
   it("reads the user and the expiry", () => {
     expect(claimsOf(token({ sub: "abc", exp: 2000000000 }))).toEqual({ sub: "abc", exp: 2000000000 });
-    const session = sessionFromToken(token({ sub: "abc", username: "ann", exp: 2000000000 }), "");
-    expect(session).toEqual({ user: "ann", accessToken: token({ sub: "abc", username: "ann", exp: 2000000000 }), expiresAt: 2000000000000 });
+    const access = token({ sub: "abc", username: "u-123", exp: 2000000000 });
+    expect(sessionFromToken(access, "")).toEqual({ user: "u-123", accessToken: access, expiresAt: 2000000000000 });
+    expect(sessionFromToken(access, "ann@example.com").user).toBe("ann@example.com"); // the ID token's email
   });
   it("reads nothing from a malformed token", () => {
     expect(claimsOf("garbage")).toEqual({});

@@ -120,6 +120,15 @@ def _required_scopes(resources: dict[str, Any], api_id: Any) -> tuple[str, ...]:
     return tuple(authorizer.get("AuthorizationScopes", ()))
 
 
+def _query_parameters(query: str) -> dict[str, Any]:
+    """`queryStringParameters` as API Gateway (payload 2.0) passes them: decoded, a repeated name's values joined
+    by commas, and the field left out when there is no query."""
+    from urllib.parse import parse_qs
+
+    parsed = parse_qs(query, keep_blank_values=True)
+    return {"queryStringParameters": {name: ",".join(values) for name, values in parsed.items()}} if parsed else {}
+
+
 def _body_fields(body: bytes) -> dict[str, Any]:
     """Text bodies as text, anything else base64-encoded, as API Gateway passes them on."""
     if not body:
@@ -275,6 +284,7 @@ def _request_handler(
                 "routeKey": route.route_key,
                 "rawPath": url.path,
                 "rawQueryString": url.query,
+                **_query_parameters(url.query),
                 "headers": {k.lower(): v for k, v in self.headers.items()},
                 "pathParameters": found.groupdict() or None,
                 "requestContext": {
