@@ -25,7 +25,18 @@ from avatar_dev.hard_cases import encode
 ROUTE_FIELDS: dict[str, tuple[str, ...]] = {
     "/v1/photos": ("count",),
     "/v1/models": ("steps", "rank", "learning_rate", "train_text_encoder", "token", "seed", "backgrounds_per_photo"),
-    "/v1/avatars": ("prompt", "negative_prompt", "seed", "steps", "guidance_scale", "width", "height", "num_images"),
+    "/v1/avatars": (
+        "prompt",
+        "style",
+        "negative_prompt",
+        "seed",
+        "steps",
+        "guidance_scale",
+        "width",
+        "height",
+        "num_images",
+        "best_of",
+    ),
 }
 _JUNK_FIELDS = ("user_id", "__proto__", "", "count ", "Steps", "\u0000", "é")
 CONTENT_TYPES = (

@@ -12,9 +12,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from avatar.contracts.generation import GenerationRequest
+from avatar.contracts.generation import AvatarRequest
 from avatar.generation.avatars import FairShare, RetryPolicy, create_avatars
 from avatar.generation.history import DEFAULT_PAGE, MAX_PAGE, avatar_history
+from avatar.generation.styles import generation_request, style_catalog
+from avatar.safety.screening import WITHHELD_REASON
 from services.generate import dependencies
 from services.generate.settings import get_settings
 from services.http import add_error_handlers, document_api, resolve, route_responses, signed_in_user
@@ -40,9 +42,11 @@ class AvatarOut(BaseModel):
 
 
 class AvatarsOut(BaseModel):
-    """The generated images."""
+    """The generated images, and how many of those asked for were withheld by the safety check (never stored)."""
 
     images: list[AvatarOut]
+    withheld: int = Field(0, description="images asked for but withheld as unsafe (not stored, not returned)")
+    withheld_reason: str | None = Field(None, description="`unsafe_content` when any were withheld (docs/safety.md)")
 
 
 class HistoryAvatarOut(AvatarOut):
@@ -63,11 +67,43 @@ class HistoryOut(BaseModel):
     next: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
 
 
+class StyleOut(BaseModel):
+    """A curated style: pick it by `id` in POST /v1/avatars instead of writing a prompt."""
+
+    id: str
+    name: str
+    description: str
+    preview: str = Field(description="what its images look like, in words")
+    prompt: str
+    negative_prompt: str
+    steps: int
+    guidance_scale: float
+    width: int | None = Field(description="null: the base model's native size")
+    height: int | None
+
+
+class StylesOut(BaseModel):
+    """The style catalog."""
+
+    version: str
+    styles: list[StyleOut]
+
+
+@app.get("/v1/styles", responses=route_responses(200))
+def list_styles() -> StylesOut:
+    """The curated styles, in the catalog's order."""
+    signed_in_user(app, logger)  # the same authorizer as every route
+    catalog = style_catalog()
+    return StylesOut(version=catalog.version, styles=[StyleOut(**style.model_dump()) for style in catalog.styles])
+
+
 @app.post("/v1/avatars", responses=route_responses(200, 409, 429, body=True))
-def generate_avatars(request: GenerationRequest) -> AvatarsOut:
-    """Generate 1-4 avatars of the user; put `<<TOK>>` where the user goes in the prompt (else it is prepended)."""
+def generate_avatars(body: AvatarRequest) -> AvatarsOut:
+    """Generate 1-4 avatars of the user from a prompt (put `<<TOK>>` where the user goes, else it is prepended) or a
+    style (`"style": "<id>"`, GET /v1/styles). A prompt the content policy refuses is 422 `prompt_refused`."""
     settings = get_settings()
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000 - STORE_SECONDS
+    request = generation_request(body)
     made = create_avatars(
         signed_in_user(app, logger),
         request,
@@ -88,8 +124,11 @@ def generate_avatars(request: GenerationRequest) -> AvatarsOut:
             native_side=settings.native_side,
         ),
     )
+    withheld = max(0, request.num_images - len(made))  # the serving side drops unsafe images where they are made
     return AvatarsOut(
-        images=[AvatarOut(url=a.url, seed=a.seed, likeness=a.likeness, face_found=a.face_found) for a in made]
+        images=[AvatarOut(url=a.url, seed=a.seed, likeness=a.likeness, face_found=a.face_found) for a in made],
+        withheld=withheld,
+        withheld_reason=WITHHELD_REASON if withheld else None,
     )
 
 

@@ -72,6 +72,12 @@ class IdempotencyKeyReused(InvalidRequest):
     code = "idempotency_key_reused"
 
 
+class PromptRefused(InvalidRequest):
+    """A prompt the content policy refuses before any GPU time; `categories` names what it matched."""
+
+    code = "prompt_refused"
+
+
 class MalformedBody(AvatarError):
     """A body that cannot be read as JSON: not UTF-8, not JSON, nested too deep or with numbers too long."""
 

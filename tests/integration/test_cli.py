@@ -185,3 +185,24 @@ def test_train_refuses_too_few_photos_with_exit_1(tmp_path: Path, selfies: list[
 
     assert result.returncode == 1
     assert "too few usable photos: 2 of 2" in result.stderr
+
+
+def test_verify_says_which_images_carry_the_ai_generated_mark(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from avatar.provenance.xmp import marked_png
+
+    marked, plain, junk = tmp_path / "avatar.png", tmp_path / "photo.png", tmp_path / "notes.png"
+    marked.write_bytes(marked_png(Image.new("RGB", (16, 16))))
+    Image.new("RGB", (16, 16)).save(plain)
+    junk.write_text("not an image")
+
+    both = subprocess.run(
+        [*AVATAR, "verify", "--json", str(marked), str(plain), str(junk)], capture_output=True, text=True
+    )
+    assert both.returncode == 1
+    found = [json.loads(line) for line in both.stdout.splitlines()]
+    assert [line.get("ai_generated") for line in found] == [True, False, None] and "error" in found[2]
+    assert found[0]["digital_source_type"].endswith("/trainedAlgorithmicMedia")
+    alone = subprocess.run([*AVATAR, "verify", str(marked)], capture_output=True, text=True)
+    assert alone.returncode == 0 and "AI-generated" in alone.stdout

@@ -23,6 +23,7 @@ from PIL import Image
 from avatar.aws.dynamodb.jobs import JobTable
 from avatar.contracts.generation import GenerationRequest
 from avatar.object_keys import model_artifact_key
+from avatar.provenance.xmp import DIGITAL_SOURCE_TYPE, read_xmp
 from avatar_dev.local.event_sources import LambdaContextStub
 from avatar_dev.local.multi_model_endpoint import MultiModelRouter, local_multi_model_endpoint
 from avatar_dev.local.serving import LocalServing, local_serving
@@ -114,6 +115,8 @@ def test_a_ready_user_gets_avatars_as_presigned_urls(stack: GenerateStack, user_
     assert [image["seed"] for image in body["images"]] == [42, 43]
     for image in body["images"]:
         assert _pixels(image["url"]).shape == (64, 64, 3)
+        # Marked as AI-made where it was encoded (the serving side), and still so as the client gets it
+        assert read_xmp(requests.get(image["url"], timeout=30).content).digital_source_type == DIGITAL_SOURCE_TYPE
     stored = stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/alice/")
     assert stored["KeyCount"] == 2
 
@@ -432,3 +435,58 @@ def test_work_whose_caller_has_given_up_is_not_done(serving: LocalServing, user_
         assert len(answer.as_numpy("images")) == 1  # a caller still waiting is served
     finally:
         client.close()
+
+
+def test_styles_are_listed_and_generate_and_refused_prompts_never_reach_the_endpoint(
+    stack: GenerateStack, user_models: list[Path]
+):
+    from services.generate import api
+
+    os.environ["NATIVE_SIDE"] = "64"  # the tiny base's size, as the local stack sets it
+    os.environ["RETRY_BUDGET_SECONDS"] = "20"  # a style's 30 steps take longer than this fixture's 3 s
+    dependencies.reset()
+    stack.ready_user("stella", user_models[0])
+    listed = api.handler(http_api_event("GET", "/v1/styles", user="stella"), LambdaContextStub("GenerateApiFunction"))
+    styles = json.loads(listed["body"])
+    assert listed["statusCode"] == 200 and len(styles["styles"]) >= 12 and styles["version"]
+    assert {"id", "name", "description", "preview", "prompt"} <= set(styles["styles"][0])
+
+    status, body, _ = stack.generate("stella", {"style": "watercolor", "num_images": 2, "seed": 3})
+    assert status == 200, body
+    assert [image["seed"] for image in body["images"]] == [3, 4] and body["withheld"] == 0
+    assert body["withheld_reason"] is None
+    history = api.handler(http_api_event("GET", "/v1/avatars", user="stella"), LambdaContextStub("GenerateApiFunction"))
+    watercolor = next(style for style in styles["styles"] if style["id"] == "watercolor")
+    assert {a["prompt"] for a in json.loads(history["body"])["avatars"]} == {watercolor["prompt"]}
+
+    status, body, _ = stack.generate("stella", {"prompt": "<<TOK>> naked on a beach", **SMALL})
+    assert (status, body["error"]["code"], body["error"]["categories"]) == (422, "prompt_refused", ["sexual"])
+    status, body, _ = stack.generate("stella", {"style": "watercolor", "steps": 5})
+    assert status == 422 and body["error"]["code"] == "invalid_request"
+    status, body, _ = stack.generate("stella", {"style": "no-such-style"})
+    assert status == 422 and "GET /v1/styles" in body["error"]["message"]
+    stored = stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/stella/")
+    assert stored["KeyCount"] == 2  # only the style's two images: the refused requests never reached the endpoint
+    os.environ.pop("NATIVE_SIDE")
+    os.environ["RETRY_BUDGET_SECONDS"] = "3"
+
+
+def test_unsafe_images_are_withheld_where_they_are_made_and_never_leave(
+    cache_dir: Path, user_models: list[Path], tmp_path: Path, selfies: list[Path]
+):
+    from avatar.safety.open_nsfw import OpenNsfw
+    from avatar.safety.screening import SafetyPolicy
+    from avatar.serving.shared_base import LoraRequest, SharedBase
+
+    folder = _lora_dirs(user_models, tmp_path, 1)[0]
+    request = GenerationRequest(prompt="a portrait", seed=5, steps=2, width=64, height=64, num_images=2)
+    everything_withheld = SharedBase.load("tiny", cache_dir=cache_dir, safety=SafetyPolicy(threshold=0.0))
+    nothing_withheld = SharedBase.load("tiny", cache_dir=cache_dir)  # the default policy
+
+    withheld = everything_withheld.generate_batch([LoraRequest(everything_withheld.open_lora(folder), request)])[0]
+    kept = nothing_withheld.generate_batch([LoraRequest(nothing_withheld.open_lora(folder), request)])[0]
+
+    assert withheld == [] and not isinstance(kept, Exception) and len(kept) == 2
+    # The real classifier: the shared selfies are safe by a wide margin under the default threshold.
+    scores = OpenNsfw().unsafe_scores([p.read_bytes() for p in selfies])
+    assert len(scores) == 11 and max(scores) < 0.2 < SafetyPolicy().threshold

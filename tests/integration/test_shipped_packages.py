@@ -85,6 +85,9 @@ def test_every_zip_function_is_built_by_a_makefile_target_of_the_product_alone(t
         )
         _assert_product_only(_files(out), function)
         assert (out / "services" / "http.py").is_file()
+        # The data files the generate API reads: the style catalog and the prompt policy's deny list.
+        assert (out / "avatar" / "generation" / "data" / "styles.json").is_file()
+        assert (out / "avatar" / "generation" / "data" / "denied_terms.json").is_file()
 
 
 def test_the_photo_check_image_installs_the_product_alone(tmp_path: Path) -> None:

@@ -57,6 +57,20 @@ export interface HistoryAvatar extends AvatarOut {
   request_id: string;
 }
 
+export interface Generated {
+  images: AvatarOut[];
+  withheld: number;
+  withheld_reason: string | null;
+}
+
+export interface StyleOut {
+  id: string;
+  name: string;
+  description: string;
+  preview: string;
+  prompt: string;
+}
+
 export class Api {
   constructor(
     private readonly base: string,
@@ -110,8 +124,12 @@ export class Api {
     return this.call("POST", "/v1/models", {}, { "Idempotency-Key": idempotencyKey });
   }
 
-  generate(prompt: string, count: number): Promise<{ images: AvatarOut[] }> {
-    return this.call("POST", "/v1/avatars", { prompt, num_images: count });
+  generate(what: { prompt: string } | { style: string }, count: number): Promise<Generated> {
+    return this.call("POST", "/v1/avatars", { ...what, num_images: count });
+  }
+
+  styles(): Promise<{ version: string; styles: StyleOut[] }> {
+    return this.call("GET", "/v1/styles");
   }
 
   history(cursor: string | null): Promise<{ avatars: HistoryAvatar[]; next: string | null }> {

@@ -498,7 +498,18 @@ function modelFinished(status: ModelStatus): void {
 
 // --- generating and browsing ---------------------------------------------------------------------------------------
 function generateSection(): HTMLElement {
-  const prompt = h("input", { id: "prompt", name: "prompt", maxlength: 480, required: true, "aria-describedby": "prompt-help", placeholder: "as an astronaut on the moon, oil painting" });
+  const style = h("select", { id: "style", name: "style", "aria-describedby": "style-help" }, h("option", { value: "" }, "My own prompt"));
+  const styleHelp = h("p", { id: "style-help", class: "hint" }, "Pick a style, or write your own prompt below.");
+  const prompt = h("input", { id: "prompt", name: "prompt", maxlength: 480, "aria-describedby": "prompt-help", placeholder: "as an astronaut on the moon, oil painting" });
+  void guarded(async () => {
+    const catalog = await api.styles();
+    style.append(...catalog.styles.map((s) => h("option", { value: s.id }, s.name)));
+    style.addEventListener("change", () => {
+      const chosen = catalog.styles.find((s) => s.id === style.value);
+      styleHelp.textContent = chosen ? `${chosen.description} (${chosen.preview})` : "Pick a style, or write your own prompt below.";
+      prompt.disabled = Boolean(chosen);
+    });
+  });
   const count = h("select", { id: "count", name: "count" }, ...[1, 2, 3, 4].map((n) => h("option", { value: n }, String(n))));
   const button = h("button", { id: "generate", type: "submit", disabled: true }, "Generate");
   const results = h("ul", { id: "results", class: "gallery", "aria-label": "New avatars", "aria-live": "polite" });
@@ -506,6 +517,9 @@ function generateSection(): HTMLElement {
   const form = h(
     "form",
     {},
+    h("label", { for: "style" }, "Style"),
+    style,
+    styleHelp,
     h("label", { for: "prompt" }, "Prompt"),
     prompt,
     h("p", { id: "prompt-help", class: "hint" }, `Describe a scene with you in it. Write ${TOKEN} where you go ("${TOKEN} riding a horse"); if you leave it out, you are put at the start.`),
@@ -518,13 +532,22 @@ function generateSection(): HTMLElement {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = withToken(prompt.value);
+    const chosen = style.value;
+    if (!chosen && !prompt.value.trim()) {
+      error.textContent = "Write a prompt or pick a style.";
+      prompt.focus();
+      return;
+    }
     button.disabled = true;
     button.textContent = "Generating…";
     results.setAttribute("aria-busy", "true");
     void guarded(async () => {
-      const made = await api.generate(text, Number(count.value));
-      results.replaceChildren(...made.images.map((image) => avatarElement({ ...image, prompt: text })));
-      announce(`${made.images.length} avatar${made.images.length > 1 ? "s" : ""} ready`);
+      const made = await api.generate(chosen ? { style: chosen } : { prompt: text }, Number(count.value));
+      const name = chosen ? (style.selectedOptions[0]?.textContent ?? chosen) : text;
+      results.replaceChildren(...made.images.map((image) => avatarElement({ ...image, prompt: chosen ? `you, ${name} style` : text })));
+      const withheld = made.withheld ? ` ${made.withheld} withheld by the safety check (never stored).` : "";
+      error.textContent = withheld.trim();
+      announce(`${made.images.length} avatar${made.images.length === 1 ? "" : "s"} ready.${withheld}`);
       await loadHistory(true);
     }, error).finally(() => {
       button.disabled = false;

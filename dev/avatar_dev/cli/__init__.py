@@ -61,7 +61,7 @@ def _versions() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    from avatar_dev.cli import bench, deploy, identity, photos, serving, stack, training
+    from avatar_dev.cli import bench, deploy, identity, photos, provenance, serving, stack, training
 
     parser = argparse.ArgumentParser(
         prog="avatar",
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=_versions())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (photos, identity, training, serving, stack, bench, deploy):
+    for group in (photos, identity, training, serving, provenance, stack, bench, deploy):
         group.add_commands(commands)
     return parser
 

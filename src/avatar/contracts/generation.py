@@ -104,6 +104,40 @@ class GenerationRequest(ApiBody):
         return self.model_copy(update={"seed": first_seed(self)})
 
 
+# What a style sets: a request naming a style may not set these too.
+STYLE_FIELDS = ("prompt", "negative_prompt", "steps", "guidance_scale", "width", "height")
+
+
+class AvatarRequest(ApiBody):
+    """The generate API's body: a prompt (with its settings), or a curated style by its id (GET /v1/styles)."""
+
+    prompt: str | None = Field(None, min_length=1, max_length=500, description="put <<TOK>> where the person goes")
+    style: str | None = Field(
+        None, min_length=1, max_length=64, description="a style's id (GET /v1/styles), instead of a prompt"
+    )
+    negative_prompt: str = Field("", max_length=500)
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    steps: int = Field(30, ge=1, le=100)
+    guidance_scale: float = Field(7.5, ge=0.0, le=20.0)
+    width: int | None = Field(None, ge=64, le=1024)
+    height: int | None = Field(None, ge=64, le=1024)
+    num_images: int = Field(1, ge=1, le=4)
+    best_of: int | None = Field(
+        None,
+        ge=1,
+        le=8,
+        description="candidates to generate (at least num_images); the num_images most like the person are returned",
+    )
+
+    @model_validator(mode="after")
+    def _prompt_or_style(self) -> AvatarRequest:
+        if (self.prompt is None) == (self.style is None):
+            raise ValueError("give a prompt or a style (GET /v1/styles), not both")
+        if self.style is not None and (clash := [f for f in STYLE_FIELDS if f in self.model_fields_set]):
+            raise ValueError(f"a style sets its own {', '.join(clash)}: leave them out")
+        return self
+
+
 def first_seed(request: GenerationRequest) -> int:
     """The request's seed, or a fresh random one."""
     return request.seed if request.seed is not None else secrets.randbelow(SEEDS)

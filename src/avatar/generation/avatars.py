@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from avatar.contracts.generation import MAX_STEP_MEGAPIXELS, NATIVE_SIDE, GenerationRequest
 from avatar.errors import InvalidRequest, NoReadyModel, ServingBusy, ServingUnavailable, TooManyRequests
 from avatar.generation.ports import AvatarEndpoint, AvatarHistory, ImageStore, ModelRegistry, RequestsInFlight
+from avatar.generation.prompt_policy import screen_prompt
 from avatar.object_keys import generated_image_key
 from avatar.records import GeneratedAvatar
 from avatar.states import ModelState
@@ -96,6 +97,7 @@ def create_avatars(
     endpoint is told when this call stops waiting, so work still queued then is not done for nobody. With
     `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead. With
     `history`, every image is recorded there (prompt, seed, likeness) for the user's gallery."""
+    screen_prompt(request.prompt)  # before any GPU time, and before the model is looked up
     artifact_key = routed_model(user_id, registry)
     with _counted_in(fair_share, request, user_id, request_id, policy, wall_clock):
         request = request.with_fixed_seed()  # a retried request makes the same images

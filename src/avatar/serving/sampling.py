@@ -3,7 +3,6 @@ user's LoRA (the per-user model's fallback, and the reference design the serving
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import time
@@ -15,6 +14,7 @@ from avatar.contracts.generation import GeneratedImage, GenerationRequest, image
 from avatar.errors import LoraRefused
 from avatar.lora_format import IDENTITY_NAME, LORA_WEIGHTS, METADATA_NAME
 from avatar.prompts import personalize
+from avatar.provenance.xmp import marked_png
 
 if TYPE_CHECKING:
     from avatar.diffusion.base_checkpoints import BaseCheckpoint
@@ -67,9 +67,8 @@ def generate_rows(
     for row in seeds:
         answer = []
         for seed in row:
-            buffer = io.BytesIO()
-            next(images).save(buffer, format="PNG")
-            answer.append(GeneratedImage(png=buffer.getvalue(), seed=seed))
+            # Marked as AI-made as it is encoded: no PNG leaves the serving side without the mark.
+            answer.append(GeneratedImage(png=marked_png(next(images)), seed=seed))
         answers.append(answer)
     return answers
 

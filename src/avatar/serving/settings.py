@@ -26,6 +26,9 @@ class ServingSettings(BaseSettings):
     # Where the models' conda-pack environment lives on a SageMaker instance (every model's EXECUTION_ENV_PATH); the
     # setup model puts the archive it carries there. None where Triton's own Python has the ML stack (locally).
     triton_execution_env: str | None = None
+    # Generated images scoring at or over this (open_nsfw's NSFW probability) are withheld: never stored or returned
+    # (avatar.safety). 0 withholds everything; over 1, nothing.
+    nsfw_threshold: float = Field(0.5, ge=0.0, le=1.01)
 
 
 @cache

@@ -22,6 +22,7 @@ from avatar.contracts.generation import GeneratedImage, GenerationRequest, most_
 from avatar.diffusion.base_checkpoints import resolve_base_model
 from avatar.lora_format import LORA_WEIGHTS
 from avatar.prompts import personalize
+from avatar.safety.screening import SafetyPolicy, screen_images
 from avatar.serving.loras import Lora, LoraCache, open_lora, publish_base
 from avatar.serving.sampling import DeadlinePassed, generate_rows, load_for_inference
 
@@ -76,8 +77,10 @@ class SharedBase:
         strategy: BatchStrategy = "mixed",
         hotswap_rank: int | None = 16,
         spare_slots: int = 1,
+        safety: SafetyPolicy | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.safety = safety or SafetyPolicy()
         self.base_sha256 = base_sha256
         self.strategy = strategy
         self.loras = LoraCache(self, max_loras=max_loras, max_bytes=max_lora_bytes)
@@ -108,9 +111,11 @@ class SharedBase:
         """One small generation at load, and the face models that score likeness loaded, so the first user does not
         pay for paging in weights and kernel setup."""
         from avatar.identity.scoring import serving_face_models
+        from avatar.safety.open_nsfw import serving_classifier
 
         generate_rows(self.pipeline, [GenerationRequest(prompt="warm-up", seed=0, steps=1, width=64, height=64)])
         serving_face_models()
+        serving_classifier()
 
     def open_lora(self, directory: Path) -> Lora:
         """Check a LoRA folder against this base (raises LoraRefused) and load it into the cache."""
@@ -260,9 +265,13 @@ class SharedBase:
         return [self._scored(item, images) for item, images in zip(chunk, generated, strict=True)]
 
     def _scored(self, item: LoraRequest, images: list[GeneratedImage]) -> list[GeneratedImage]:
-        """The images scored against the LoRA's person, the most alike `num_images` of them (all when there is no
-        identity to score against: then they keep their seed order)."""
+        """The safe images scored against the LoRA's person, the most alike `num_images` of them (all when there is
+        no identity to score against: then they keep their seed order). Unsafe ones are withheld first, so the
+        answer may hold fewer than `num_images`: the caller tells the client how many were withheld."""
         from avatar.identity.scoring import read_identity, score_images, serving_face_models
+        from avatar.safety.open_nsfw import serving_classifier
+
+        images = screen_images(images, serving_classifier(), self.safety).kept
 
         path = item.lora.identity_file
         if path is not None and path not in self._identities:

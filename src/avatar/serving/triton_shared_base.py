@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from avatar.contracts.generation import DEADLINE, FORGET, INPUTS, request_from_tensors
 from avatar.errors import LoraRefused
 from avatar.lora_format import LORA_WEIGHTS
+from avatar.safety.screening import SafetyPolicy
 from avatar.serving.loras import Lora
 from avatar.serving.settings import get_settings
 from avatar.serving.shared_base import LoraRequest, SharedBase
@@ -54,6 +55,7 @@ class TritonPythonModel:
             max_lora_bytes=settings.max_lora_mb * 1024 * 1024,
             strategy=settings.batch_strategy,
             hotswap_rank=settings.hotswap_rank or None,
+            safety=SafetyPolicy(threshold=settings.nsfw_threshold),
         )
         self._opened: dict[Path, Lora] = {}  # checked once per folder; the cache may still evict its weights
 

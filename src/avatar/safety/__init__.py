@@ -1,0 +1,1 @@
+"""What may leave the system: generated images screened for unsafe content before they are stored or returned."""
