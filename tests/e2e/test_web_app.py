@@ -148,6 +148,21 @@ def test_a_person_signs_in_uploads_trains_generates_and_deletes_everything(
     expect(items.filter(has_text="Accepted")).to_have_count(11)
     expect(items.filter(has_text="two-people.jpg")).to_have_count(0)
     assert page.locator(".face-box").count() >= 11
+    # A failed training shows its reason and a way to try again (the API's answer for a failed job, as a page
+    # reload finds it); trying again trains for real
+    failed_job = {
+        "state": "FAILED",
+        "current_version": None,
+        "accepted_photos": 11,
+        "photos_needed": 0,
+        "job": {"job_id": "j1", "state": "FAILED", "failure_reason": "the GPU ran out of memory", "progress": None},
+    }
+    page.route("**/v1/models/current", lambda route: route.fulfill(status=200, json=failed_job))
+    page.reload()
+    expect(page.get_by_text("Why: the GPU ran out of memory")).to_be_visible()
+    expect(page.get_by_role("button", name="Try again")).to_be_enabled()
+    page.unroute("**/v1/models/current")
+
     # Train: a progress bar while it runs, then the model is ready
     page.get_by_role("button", name="Train my avatar").click()
     expect(page.get_by_role("progressbar")).to_be_visible()
