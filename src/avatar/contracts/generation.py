@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -39,23 +39,36 @@ SEEDS = 2**32
 MAX_SEED = SEEDS - 1
 
 
-class GenerationRequest(ApiBody):
-    """One generate call: up to four images of one prompt."""
-
-    prompt: str = Field(min_length=1, max_length=500, description="put <<TOK>> where the person goes")
-    negative_prompt: str = Field("", max_length=500)
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
-    steps: int = Field(30, ge=1, le=100)
-    guidance_scale: float = Field(7.5, ge=0.0, le=20.0)
-    width: int | None = Field(None, ge=64, le=1024)
-    height: int | None = Field(None, ge=64, le=1024)
-    num_images: int = Field(1, ge=1, le=4)
-    best_of: int | None = Field(
-        None,
+# The bounds of a generate request's fields, shared by the API body (AvatarRequest) and the request the endpoint runs.
+Prompt = Annotated[str, Field(min_length=1, max_length=500, description="put <<TOK>> where the person goes")]
+NegativePrompt = Annotated[str, Field(max_length=500)]
+Seed = Annotated[int | None, Field(ge=0, le=MAX_SEED)]
+Steps = Annotated[int, Field(ge=1, le=100)]
+GuidanceScale = Annotated[float, Field(ge=0.0, le=20.0)]
+Side = Annotated[int | None, Field(ge=64, le=1024)]
+NumImages = Annotated[int, Field(ge=1, le=4)]
+BestOf = Annotated[
+    int | None,
+    Field(
         ge=1,
         le=8,
         description="candidates to generate (at least num_images); the num_images most like the person are returned",
-    )
+    ),
+]
+
+
+class GenerationRequest(ApiBody):
+    """One generate call: up to four images of one prompt."""
+
+    prompt: Prompt
+    negative_prompt: NegativePrompt = ""
+    seed: Seed = None
+    steps: Steps = 30
+    guidance_scale: GuidanceScale = 7.5
+    width: Side = None
+    height: Side = None
+    num_images: NumImages = 1
+    best_of: BestOf = None
 
     @property
     def candidates(self) -> int:
@@ -111,23 +124,18 @@ STYLE_FIELDS = ("prompt", "negative_prompt", "steps", "guidance_scale", "width",
 class AvatarRequest(ApiBody):
     """The generate API's body: a prompt (with its settings), or a curated style by its id (GET /v1/styles)."""
 
-    prompt: str | None = Field(None, min_length=1, max_length=500, description="put <<TOK>> where the person goes")
+    prompt: Prompt | None = None
     style: str | None = Field(
         None, min_length=1, max_length=64, description="a style's id (GET /v1/styles), instead of a prompt"
     )
-    negative_prompt: str = Field("", max_length=500)
-    seed: int | None = Field(None, ge=0, le=MAX_SEED)
-    steps: int = Field(30, ge=1, le=100)
-    guidance_scale: float = Field(7.5, ge=0.0, le=20.0)
-    width: int | None = Field(None, ge=64, le=1024)
-    height: int | None = Field(None, ge=64, le=1024)
-    num_images: int = Field(1, ge=1, le=4)
-    best_of: int | None = Field(
-        None,
-        ge=1,
-        le=8,
-        description="candidates to generate (at least num_images); the num_images most like the person are returned",
-    )
+    negative_prompt: NegativePrompt = ""
+    seed: Seed = None
+    steps: Steps = 30
+    guidance_scale: GuidanceScale = 7.5
+    width: Side = None
+    height: Side = None
+    num_images: NumImages = 1
+    best_of: BestOf = None
 
     @model_validator(mode="after")
     def _prompt_or_style(self) -> AvatarRequest:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib.resources import files
 
 from avatar.errors import PromptRefused
@@ -27,6 +27,11 @@ class DenyList:
 
     version: str
     categories: dict[str, tuple[str, ...]]
+
+    @cached_property
+    def normalized(self) -> dict[str, tuple[str, ...]]:
+        """Each category's terms as a prompt is normalized, padded to match whole words (made once per list)."""
+        return {name: tuple(_normalized(term) for term in terms) for name, terms in self.categories.items()}
 
 
 @cache
@@ -48,11 +53,7 @@ def matched_categories(prompt: str, denied: DenyList | None = None) -> list[str]
     """The categories whose terms the prompt contains (refusable or not), in the list's order."""
     denied = denied or deny_list()
     text = _normalized(prompt)
-    found = []
-    for category, terms in denied.categories.items():
-        if any(f" {_normalized(term).strip()} " in text for term in terms):
-            found.append(category)
-    return found
+    return [category for category, terms in denied.normalized.items() if any(term in text for term in terms)]
 
 
 def screen_prompt(prompt: str, denied: DenyList | None = None) -> None:

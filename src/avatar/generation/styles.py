@@ -7,9 +7,9 @@ import json
 from functools import cache
 from importlib.resources import files
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from avatar.contracts.generation import AvatarRequest, GenerationRequest
+from avatar.contracts.generation import STYLE_FIELDS, AvatarRequest, GenerationRequest
 from avatar.errors import InvalidRequest
 from avatar.prompts import TOKEN_PLACEHOLDER
 
@@ -64,16 +64,12 @@ def style_catalog() -> StyleCatalog:
 def generation_request(request: AvatarRequest, catalog: StyleCatalog | None = None) -> GenerationRequest:
     """The generation request of an API request: its own prompt and settings, or its style's. Raises
     InvalidRequest for an unknown style or a combination over the cost bound."""
-    from pydantic import ValidationError
-
-    shared = {"seed": request.seed, "num_images": request.num_images, "best_of": request.best_of}
     if request.style is None:
-        assert request.prompt is not None  # the request's validator makes sure of one of the two
         fields = request.model_dump(exclude={"style"}, exclude_none=True)
     else:
         style = (catalog or style_catalog()).get(request.style)
-        fields = shared | style.model_dump(include={"prompt", "negative_prompt", "steps", "guidance_scale"})
-        fields |= {"width": style.width, "height": style.height}
+        fields = request.model_dump(include={"seed", "num_images", "best_of"})
+        fields |= style.model_dump(include=set(STYLE_FIELDS))
     try:
         return GenerationRequest(**fields)
     except ValidationError as invalid:
