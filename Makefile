@@ -142,7 +142,7 @@ serve: setup
 build-UploadApiFunction build-ModelsApiFunction build-OrchestratorFunction build-TrainingSweeperFunction build-NotifierFunction:
 	$(PYTHON) -m pip install --quiet --no-compile . --target "$(ARTIFACTS_DIR)"
 
-build-GenerateApiFunction:
+build-GenerateApiFunction build-StarterPackFunction:
 	$(PYTHON) -m pip install --quiet --no-compile '.[generate]' --target "$(ARTIFACTS_DIR)"
 
 # --- What the SageMaker endpoints load (see docs/deploy.md) --------------------------------------------------------

@@ -32,7 +32,16 @@ from avatar.errors import (
     TrainingRefused,
 )
 from avatar.intake.ports import PresignedUpload
-from avatar.records import IdempotencyKey, KeyedJob, ModelVersion, Photo, TrainingJob, UserProfile
+from avatar.records import (
+    GeneratedAvatar,
+    IdempotencyKey,
+    KeyedJob,
+    ModelVersion,
+    Photo,
+    StarterPack,
+    TrainingJob,
+    UserProfile,
+)
 from avatar.states import IN_FLIGHT, Transition, can
 from avatar.training_jobs.ports import AsyncInvocation
 
@@ -454,3 +463,40 @@ def images_for(request: GenerationRequest) -> list[GeneratedImage]:
     """What a healthy endpoint answers: one small PNG-like payload per image, seeds counting up from the request's."""
     assert request.seed is not None
     return [GeneratedImage(png=b"\x89PNG fake", seed=request.seed + index) for index in range(request.num_images)]
+
+
+@dataclass
+class FakeAvatarHistory:
+    """The history of generated avatars."""
+
+    added: list[GeneratedAvatar] = field(default_factory=list)
+
+    def add(self, avatars: list[GeneratedAvatar]) -> None:
+        self.added += avatars
+
+    def page(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[GeneratedAvatar], str | None]:
+        mine = [a for a in reversed(self.added) if a.user_id == user_id]
+        return mine[:limit], "next" if len(mine) > limit else None
+
+
+@dataclass
+class FakeStarterPacks:
+    """Starter packs, written at their revision as the DynamoDB adapter writes them (thread-safe)."""
+
+    packs: dict[tuple[str, int], StarterPack] = field(default_factory=dict)
+    writes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, user_id: str, model_version: int) -> StarterPack | None:
+        return self.packs.get((user_id, model_version))
+
+    def save(self, pack: StarterPack, *, seen: StarterPack | None) -> StarterPack | None:
+        key = (pack.user_id, pack.model_version)
+        with self._lock:
+            stored = self.packs.get(key)
+            if (stored.revision if stored else None) != (seen.revision if seen else None):
+                return None
+            saved = pack.model_copy(update={"revision": seen.revision + 1 if seen else 1})
+            self.packs[key] = saved
+            self.writes += 1
+            return saved

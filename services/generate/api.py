@@ -58,6 +58,8 @@ class HistoryAvatarOut(AvatarOut):
     height: int | None = None
     created_at: datetime
     request_id: str = Field(description="the generate request that made it (its images share it)")
+    style: str | None = Field(None, description="the style that made it (GET /v1/styles); null: the user's prompt")
+    starter_pack: bool = Field(False, description="made for the starter pack when the user's model became ready")
 
 
 class HistoryOut(BaseModel):
@@ -117,6 +119,7 @@ def generate_avatars(body: AvatarRequest) -> AvatarsOut:
             retry_after_seconds=settings.retry_after_seconds,
         ),
         history=dependencies.avatar_history(),
+        style=body.style,
         fair_share=FairShare(
             dependencies.requests_in_flight(),
             max_in_flight=settings.max_requests_in_flight,
@@ -159,6 +162,8 @@ def list_avatars(
                 height=shared.avatar.height,
                 created_at=shared.avatar.created_at,
                 request_id=shared.avatar.request_id,
+                style=shared.avatar.style,
+                starter_pack=shared.avatar.starter_pack,
             )
             for shared in page.avatars
         ],

@@ -165,3 +165,28 @@ class GeneratedAvatar(BaseModel):
     likeness: float | None = None
     face_found: bool | None = None
     created_at: datetime
+    style: str | None = None  # the catalog style that made it; None: the person's own prompt
+    starter_pack: bool = False  # made for the person's starter pack when their model became ready
+
+
+class StarterPack(BaseModel):
+    """A model version's starter pack as it is made (`PACK#<version>` in the user's partition): which styles are
+    done, what they gave, who is making it (a lease, so a duplicate event waits) and whether it was announced."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str
+    model_version: int
+    started_at: datetime
+    revision: int = 0
+    holder: str | None = None  # the invocation making it
+    lease_until: datetime | None = None
+    styles_done: tuple[str, ...] = ()
+    styles_failed: tuple[str, ...] = ()  # the model refused them (not retried: it would refuse again)
+    images: int = 0
+    withheld: int = 0
+    announced_at: datetime | None = None
+
+    def held_by_another(self, holder: str, now: datetime) -> bool:
+        """Whether another invocation holds an unexpired lease on the pack."""
+        return self.holder not in (None, holder) and self.lease_until is not None and self.lease_until > now

@@ -109,6 +109,7 @@ def test_only_the_endpoints_own_arns_may_be_invoked():
     serving, training = json.dumps({"Ref": "ServingEndpoint"}), json.dumps({"Ref": "TrainingEndpoint"})
     assert invoking == {
         ("sagemaker:InvokeEndpoint", "GenerateApiFunction", serving),
+        ("sagemaker:InvokeEndpoint", "StarterPackFunction", serving),
         ("sagemaker:InvokeEndpoint", "OrchestratorFunction", serving),  # erasure: the user's models forget the user
         ("sagemaker:InvokeEndpointAsync", "OrchestratorFunction", training),
     }
@@ -368,3 +369,31 @@ def test_avatar_deploy_build_writes_the_training_code_and_upload_refuses_what_wa
         main(["deploy", "publish", "--out", str(tmp_path / "gpu")])  # no setup model without the environment
     assert refused.value.code == 2
     assert "make gpu-env gpu-artifacts" in capsys.readouterr().err
+
+
+def test_the_starter_pack_subscribes_to_ready_models_as_another_system_would():
+    """A rule on our bus for current models only -> its own queue (with a dead-letter queue, a visibility of six
+    timeouts, a policy letting only that rule send) -> the function, whose timeout is the pack's lease."""
+    from avatar.generation.starter_pack import PackSettings
+
+    rule = RESOURCES["StarterPackRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "AvatarEventBus"}
+    assert rule["EventPattern"] == {
+        "source": ["avatar.service"],
+        "detail-type": ["AvatarModelReady"],
+        "detail": {"is_current": [True]},
+    }
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["StarterPackQueue", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["StarterPackDeadLetterQueue", "Arn"]}
+    queue = RESOURCES["StarterPackQueue"]["Properties"]
+    function = RESOURCES["StarterPackFunction"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["StarterPackDeadLetterQueue", "Arn"]}
+    assert queue["VisibilityTimeout"] == 6 * function["Timeout"]
+    assert function["Timeout"] == PackSettings().lease_seconds
+    [statement] = RESOURCES["StarterPackQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": ["StarterPackRule", "Arn"]}
+    [source] = function["Events"].values()
+    assert source["Properties"]["Queue"] == {"Fn::GetAtt": ["StarterPackQueue", "Arn"]}
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]

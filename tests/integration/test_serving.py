@@ -490,3 +490,71 @@ def test_unsafe_images_are_withheld_where_they_are_made_and_never_leave(
     # The real classifier: the shared selfies are safe by a wide margin under the default threshold.
     scores = OpenNsfw().unsafe_scores([p.read_bytes() for p in selfies])
     assert len(scores) == 11 and max(scores) < 0.2 < SafetyPolicy().threshold
+
+
+def test_a_ready_model_gets_its_starter_pack_through_the_rule_once_and_announced(
+    stack: GenerateStack, user_models: list[Path]
+):
+    """AvatarModelReady on the bus -> the template's rule -> the starter-pack queue -> its Lambda -> Triton -> the
+    history; the same event again makes nothing new; a late version's event never reaches the queue."""
+    from avatar.aws.eventbridge import EventBus
+    from avatar.contracts.events import EVENT_SOURCE, AvatarModelReady
+    from services.generate import api
+    from services.starter_pack import dependencies as pack_dependencies
+    from services.starter_pack import handler as starter_pack
+
+    intake = stack.intake
+    os.environ.update(intake.stack.function_environment("StarterPackFunction"))
+    os.environ.update({"STARTER_PACK_STYLES": "astronaut,anime", "STARTER_PACK_IMAGES_PER_STYLE": "1"})
+    os.environ.update({"NATIVE_SIDE": "64", "STARTER_PACK_RETRY_BUDGET_SECONDS": "60"})
+    pack_dependencies.reset()
+    dependencies.reset()
+    key = stack.ready_user("petra", user_models[1])
+    bus_name = intake.stack.physical["AvatarEventBus"]
+    captured = intake.sqs.create_queue(QueueName=f"packs-{os.urandom(4).hex()}")["QueueUrl"]
+    arn = intake.sqs.get_queue_attributes(QueueUrl=captured, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    pattern = {"source": [EVENT_SOURCE], "detail-type": ["AvatarPackReady"]}
+    intake.events.put_rule(Name="packs", EventBusName=bus_name, EventPattern=json.dumps(pattern))
+    intake.events.put_targets(Rule="packs", EventBusName=bus_name, Targets=[{"Id": "q", "Arn": arn}])
+    bus = EventBus(intake.events, bus_name)
+    ready = AvatarModelReady(
+        event_id="j1:ready",
+        user_id="petra",
+        occurred_at=datetime.now(UTC),
+        job_id="j1",
+        model_version=1,
+        artifact_key=key,
+        is_current=True,
+    )
+    source = intake.event_source("StarterPackFunction", starter_pack.handler)
+
+    bus.publish(ready)
+    bus.publish(ready.model_copy(update={"event_id": "j0:ready", "model_version": 0, "is_current": False}))
+    assert source.drain() == 1  # the late version's event is filtered out by the rule
+
+    listed = api.handler(http_api_event("GET", "/v1/avatars", user="petra"), LambdaContextStub("GenerateApiFunction"))
+    avatars = json.loads(listed["body"])["avatars"]
+    assert sorted(a["style"] for a in avatars) == ["anime", "astronaut"]
+    assert all(a["starter_pack"] and "<<TOK>>" in a["prompt"] for a in avatars)
+    for avatar in avatars:
+        assert _pixels(avatar["url"]).shape == (64, 64, 3)
+    messages = intake.sqs.receive_message(QueueUrl=captured, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    [announced] = [json.loads(m["Body"]) for m in messages]
+    assert announced["detail-type"] == "AvatarPackReady"
+    assert announced["detail"]["event_id"] == "petra:pack:1" and announced["detail"]["images"] == 2
+
+    bus.publish(ready)  # at least once: the same fact again
+    assert source.drain() == 1
+    listed = api.handler(http_api_event("GET", "/v1/avatars", user="petra"), LambdaContextStub("GenerateApiFunction"))
+    assert len(json.loads(listed["body"])["avatars"]) == 2  # nothing made twice
+    again = intake.sqs.receive_message(QueueUrl=captured, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    assert [json.loads(m["Body"])["detail"]["event_id"] for m in again] == ["petra:pack:1"]
+
+    # A message that is not our event fails alone and ends in the dead-letter queue after its deliveries.
+    queue = intake.stack.physical["StarterPackQueue"]
+    intake.sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"detail-type": "AvatarModelReady"}))
+    source.drain(visibility_timeout=0)
+    dead = intake.sqs.receive_message(QueueUrl=intake.stack.physical["StarterPackDeadLetterQueue"], WaitTimeSeconds=1)
+    assert len(dead.get("Messages", [])) == 1
+    for name in ("STARTER_PACK_STYLES", "STARTER_PACK_IMAGES_PER_STYLE", "NATIVE_SIDE"):
+        os.environ.pop(name)

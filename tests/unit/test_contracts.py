@@ -132,7 +132,12 @@ def test_a_failure_body_nested_in_response_parameters_is_found_too() -> None:
 
 
 def test_events_are_versioned_named_after_their_class_and_reject_unknown_fields() -> None:
-    assert [e.detail_type for e in EVENTS] == ["AvatarModelReady", "AvatarModelFailed", "AvatarUserErased"]
+    assert [e.detail_type for e in EVENTS] == [
+        "AvatarModelReady",
+        "AvatarModelFailed",
+        "AvatarPackReady",
+        "AvatarUserErased",
+    ]
     ready = AvatarModelReady(
         event_id="j1:ready",
         user_id="u1",

@@ -24,7 +24,10 @@ HEAVY = ("numpy", "PIL", "cv2", "dlib", "torch", "diffusers", "transformers", "t
             ],
             (),
         ),
-        (["services.generate.api", "avatar.aws.multi_model_endpoint"], ("numpy", "tritonclient")),
+        (
+            ["services.generate.api", "services.starter_pack.handler", "avatar.aws.multi_model_endpoint"],
+            ("numpy", "tritonclient"),
+        ),
     ],
 )
 def test_the_zip_functions_import_no_image_or_ml_library(modules: list[str], allowed: tuple[str, ...]) -> None:

@@ -277,6 +277,7 @@ def running_stack(
         os.environ.update(extra_env or {})
         # moto keeps its state per process, across servers: each stack gets its own names.
         resources = start_intake_stack(stack_name or f"{STACK_NAME}-{uuid.uuid4().hex[:6]}")
+        os.environ.update(extra_env or {})  # over the template's function environments too
         template = resources.stack.template
         bucket = resources.bucket
         logger.info("resources created from template.yaml in moto at %s", aws_endpoint)

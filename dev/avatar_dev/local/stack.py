@@ -29,6 +29,7 @@ FUNCTIONS = (
     "NotifierFunction",
     "TrainingSweeperFunction",
     "GenerateApiFunction",
+    "StarterPackFunction",
 )
 # API Gateway's routes, as the template declares them: path prefix -> the handler's module.
 _API_ROUTES = (
@@ -150,7 +151,8 @@ def reset_services() -> None:
     from services.generate import dependencies as generate
     from services.notifier import dependencies as notifier
     from services.orchestrator import dependencies as orchestrator
+    from services.starter_pack import dependencies as starter_pack
     from services.upload import dependencies as upload
 
-    for service in (upload, generate, notifier, orchestrator):
+    for service in (upload, generate, notifier, orchestrator, starter_pack):
         service.reset()

@@ -7,6 +7,7 @@ resolves CloudFormation intrinsics offline; only the intrinsics the template use
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +145,9 @@ def provision(
     events: Any = None,
     template: dict[str, Any] | None = None,
 ) -> LocalStack:
-    """Create the template's tables, queues (with redrive), topics and their SQS subscriptions, event buses, and
-    buckets (with versioning and notifications). Queue policies are not needed by moto, so they are skipped."""
+    """Create the template's tables, queues (with redrive), topics and their SQS subscriptions, event buses and
+    their rules (with SQS targets), and buckets (with versioning and notifications). Queue policies are not needed
+    by moto, so they are skipped."""
     template = template or load_template()
     stack = LocalStack(stack_name=stack_name, region=region, template=template)
 
@@ -210,6 +212,18 @@ def provision(
             name = stack.resolve(props["Name"])
             stack.physical[logical] = name
             stack.arns[logical] = events.create_event_bus(Name=name)["EventBusArn"]
+        for logical, props in _resources_of(template, "AWS::Events::Rule").items():
+            bus = stack.resolve(props.get("EventBusName", "default"))
+            name = f"{stack_name}-{logical}"
+            stack.arns[logical] = events.put_rule(
+                Name=name,
+                EventBusName=bus,
+                EventPattern=json.dumps(stack.resolve(props["EventPattern"])),
+                State=props.get("State", "ENABLED"),
+            )["RuleArn"]
+            stack.physical[logical] = name
+            targets = [stack.resolve(target) for target in props["Targets"]]
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
 
     for logical, props in _resources_of(template, "AWS::S3::Bucket").items():
         name = stack.resolve(props.get("BucketName", {"Fn::Sub": f"{stack_name}-{logical.lower()}"}))

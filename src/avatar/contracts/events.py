@@ -45,10 +45,23 @@ class AvatarModelFailed(AvatarEvent):
     reason: str
 
 
+class AvatarPackReady(AvatarEvent):
+    """The starter pack of a model version is made: its images are in the user's history (GET /v1/avatars)."""
+
+    detail_type: ClassVar[str] = "AvatarPackReady"
+    job_id: str
+    model_version: int
+    styles: list[str] = Field(description="the catalog styles of the pack, in its order")
+    images: int = Field(description="images stored in the user's history")
+    withheld: int = Field(description="images the safety check withheld (never stored)")
+    catalog_version: str
+    seconds: float = Field(description="from the first delivery's start to the announcement (retries included)")
+
+
 class AvatarUserErased(AvatarEvent):
     """Every trace of the user is gone from this system's stores; subscribers should erase theirs."""
 
     detail_type: ClassVar[str] = "AvatarUserErased"
 
 
-EVENTS: tuple[type[AvatarEvent], ...] = (AvatarModelReady, AvatarModelFailed, AvatarUserErased)
+EVENTS: tuple[type[AvatarEvent], ...] = (AvatarModelReady, AvatarModelFailed, AvatarPackReady, AvatarUserErased)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from avatar.contracts.generation import MAX_STEP_MEGAPIXELS, NATIVE_SIDE, GenerationRequest
+from avatar.contracts.generation import MAX_STEP_MEGAPIXELS, NATIVE_SIDE, GeneratedImage, GenerationRequest
 from avatar.errors import InvalidRequest, NoReadyModel, ServingBusy, ServingUnavailable, TooManyRequests
 from avatar.generation.ports import AvatarEndpoint, AvatarHistory, ImageStore, ModelRegistry, RequestsInFlight
 from avatar.generation.prompt_policy import screen_prompt
@@ -92,62 +92,108 @@ def create_avatars(
     wall_clock: Callable[[], float] = time.time,
     fair_share: FairShare | None = None,
     history: AvatarHistory | None = None,
+    style: str | None = None,
 ) -> list[Avatar]:
     """Generate with the user's model (retrying busy answers inside the budget), store the PNGs, share them. The
     endpoint is told when this call stops waiting, so work still queued then is not done for nobody. With
     `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead. With
-    `history`, every image is recorded there (prompt, seed, likeness) for the user's gallery."""
+    `history`, every image is recorded there (prompt, style, seed, likeness) for the user's gallery."""
     screen_prompt(request.prompt)  # before any GPU time, and before the model is looked up
     artifact_key = routed_model(user_id, registry)
     with _counted_in(fair_share, request, user_id, request_id, policy, wall_clock):
         request = request.with_fixed_seed()  # a retried request makes the same images
-        deadline = clock() + policy.budget_seconds
-        gives_up_at = wall_clock() + policy.budget_seconds
-        delay = policy.first_delay_seconds
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                # Each attempt is bounded by the client's read timeout.
-                generated = endpoint.generate(artifact_key, request, deadline=gives_up_at)
-                break
-            except ServingBusy as busy:
-                pause = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not security)
-                if clock() + pause >= deadline:
-                    logger.warning("endpoint busy after %d attempt(s): %s", attempt, busy)
-                    raise ServingUnavailable(
-                        f"the avatar service is busy ({busy}); try again shortly",
-                        retry_after_seconds=policy.retry_after_seconds,
-                    ) from busy
-                logger.info("endpoint busy (%s), retrying in %.1f s", busy, pause)
-                sleep(pause)
-                delay = min(delay * 2, policy.max_delay_seconds)
-        avatars, records = [], []
-        created_at = datetime.fromtimestamp(wall_clock(), UTC)
-        for index, image in enumerate(generated):
-            key = generated_image_key(user_id, request_id, index, image.seed)
-            images.put_png(key, image.png, likeness=image.likeness, face_found=image.face_found)
-            url = images.share(key, expires_in=url_ttl_seconds)
-            avatars.append(Avatar(url=url, seed=image.seed, likeness=image.likeness, face_found=image.face_found))
-            records.append(
-                GeneratedAvatar(
-                    user_id=user_id,
-                    request_id=request_id,
-                    index=index,
-                    image_key=key,
-                    seed=image.seed,
-                    prompt=request.prompt,
-                    negative_prompt=request.negative_prompt,
-                    width=request.width,
-                    height=request.height,
-                    likeness=image.likeness,
-                    face_found=image.face_found,
-                    created_at=created_at,
-                )
+        generated = generate_with_retries(
+            endpoint, artifact_key, request, policy=policy, clock=clock, sleep=sleep, wall_clock=wall_clock
+        )
+        return store_avatars(
+            user_id,
+            request,
+            generated,
+            request_id=request_id,
+            images=images,
+            url_ttl_seconds=url_ttl_seconds,
+            created_at=datetime.fromtimestamp(wall_clock(), UTC),
+            history=history,
+            style=style,
+        )
+
+
+def generate_with_retries(
+    endpoint: AvatarEndpoint,
+    artifact_key: str,
+    request: GenerationRequest,
+    *,
+    policy: RetryPolicy,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], float] = time.time,
+) -> list[GeneratedImage]:
+    """The endpoint's images for the request, retrying busy answers (a model still loading, throttling) with jittered
+    backoff inside the policy's budget; raises ServingUnavailable when it stays busy, GenerationRejected when the model
+    refuses. The endpoint is told when the caller stops waiting, so work still queued then is not done for nobody."""
+    deadline = clock() + policy.budget_seconds
+    gives_up_at = wall_clock() + policy.budget_seconds
+    delay = policy.first_delay_seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            # Each attempt is bounded by the client's read timeout.
+            return endpoint.generate(artifact_key, request, deadline=gives_up_at)
+        except ServingBusy as busy:
+            pause = random.uniform(delay / 2, delay)  # noqa: S311 (jitter, not security)
+            if clock() + pause >= deadline:
+                logger.warning("endpoint busy after %d attempt(s): %s", attempt, busy)
+                raise ServingUnavailable(
+                    f"the avatar service is busy ({busy}); try again shortly",
+                    retry_after_seconds=policy.retry_after_seconds,
+                ) from busy
+            logger.info("endpoint busy (%s), retrying in %.1f s", busy, pause)
+            sleep(pause)
+            delay = min(delay * 2, policy.max_delay_seconds)
+
+
+def store_avatars(
+    user_id: str,
+    request: GenerationRequest,
+    generated: list[GeneratedImage],
+    *,
+    request_id: str,
+    images: ImageStore,
+    url_ttl_seconds: int,
+    created_at: datetime,
+    history: AvatarHistory | None = None,
+    style: str | None = None,
+    starter_pack: bool = False,
+) -> list[Avatar]:
+    """Keep each image (`outputs/<user>/<request id>/...`), share it, and record it in the user's history."""
+    avatars, records = [], []
+    for index, image in enumerate(generated):
+        key = generated_image_key(user_id, request_id, index, image.seed)
+        images.put_png(key, image.png, likeness=image.likeness, face_found=image.face_found)
+        url = images.share(key, expires_in=url_ttl_seconds)
+        avatars.append(Avatar(url=url, seed=image.seed, likeness=image.likeness, face_found=image.face_found))
+        records.append(
+            GeneratedAvatar(
+                user_id=user_id,
+                request_id=request_id,
+                index=index,
+                image_key=key,
+                seed=image.seed,
+                prompt=request.prompt,
+                negative_prompt=request.negative_prompt,
+                width=request.width,
+                height=request.height,
+                likeness=image.likeness,
+                face_found=image.face_found,
+                created_at=created_at,
+                style=style,
+                starter_pack=starter_pack,
             )
-        if history is not None:
-            history.add(records)
-        return avatars
+        )
+    if history is not None:
+        history.add(records)
+    return avatars
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from avatar.contracts.generation import GeneratedImage, GenerationRequest
-from avatar.records import GeneratedAvatar, ModelVersion, UserProfile
+from avatar.records import GeneratedAvatar, ModelVersion, StarterPack, UserProfile
 
 
 class ModelRegistry(Protocol):
@@ -64,4 +64,17 @@ class AvatarHistory(Protocol):
     def page(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[GeneratedAvatar], str | None]:
         """Up to `limit` of the user's avatars, newest first, after `cursor`; and the next page's cursor, None on the
         last. Raises InvalidRequest for a cursor this history did not give to this user."""
+        ...
+
+
+class StarterPacks(Protocol):
+    """Each model version's starter pack, written conditionally so one event makes one pack."""
+
+    def get(self, user_id: str, model_version: int) -> StarterPack | None:
+        """The pack of a model version (strongly consistent), or None."""
+        ...
+
+    def save(self, pack: StarterPack, *, seen: StarterPack | None) -> StarterPack | None:
+        """Write the pack if nobody moved it since `seen` (None: only if there is none); the pack as written (the
+        next revision), or None when another writer moved it first."""
         ...

@@ -7,7 +7,7 @@ import json
 from functools import cache
 from importlib.resources import files
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from avatar.contracts.generation import STYLE_FIELDS, AvatarRequest, GenerationRequest
 from avatar.errors import InvalidRequest
@@ -38,14 +38,38 @@ class Style(BaseModel):
         return prompt
 
 
+class StarterPackPlan(BaseModel):
+    """What a person's starter pack holds: `images_per_style` images in each of `styles`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    description: str = ""
+    styles: tuple[str, ...] = Field(max_length=16)
+    images_per_style: int = Field(ge=0, le=4)
+
+    @property
+    def images(self) -> int:
+        """How many images the whole pack asks for."""
+        return len(self.styles) * self.images_per_style
+
+
 class StyleCatalog(BaseModel):
-    """Every style, and the catalog's version."""
+    """Every style, the starter pack's styles, and the catalog's version."""
 
     model_config = ConfigDict(frozen=True)
 
     version: str
     description: str = ""
+    starter_pack: StarterPackPlan
     styles: tuple[Style, ...]
+
+    @model_validator(mode="after")
+    def _pack_names_known_styles(self) -> StyleCatalog:
+        known = {style.id for style in self.styles}
+        unknown = [style for style in self.starter_pack.styles if style not in known]
+        if unknown:
+            raise ValueError(f"the starter pack names unknown styles: {unknown}")
+        return self
 
     def get(self, style_id: str) -> Style:
         """The style with this id; raises InvalidRequest naming the known ids."""
