@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install setup tools web web-test browser lint format test demo fuzz bench bench-photos bench-fairness bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 bench-web serve clean gpu-env gpu-artifacts gpu-image
+.PHONY: install setup tools web web-test browser lint format test demo fuzz bench bench-photos bench-fairness bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 bench-web bench-pack serve clean gpu-env gpu-artifacts gpu-image
 
 setup: $(STAMP)
 
@@ -133,6 +133,10 @@ bench-serving-sd21: setup
 # The web app's first page (index.html, its script and styles), gzip-compressed, against the 150 KB goal.
 bench-web: setup web
 	$(BIN)/avatar bench web-size
+
+# The starter pack on the local stack: one user's pack alone, then two at once (time, share of the base's batches).
+bench-pack: setup
+	$(BIN)/avatar bench pack --users 2
 
 # The local Triton server with the shared tiny base (add --model DIR_OR_TAR to the command to load users' models).
 serve: setup

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from importlib.metadata import version
 
 import boto3
 from botocore.config import Config
@@ -12,6 +13,8 @@ from avatar.aws.dynamodb.in_flight import InFlightTable
 from avatar.aws.dynamodb.registry import ModelRegistryTable
 from avatar.aws.multi_model_endpoint import MultiModelEndpoint
 from avatar.aws.s3.avatars import AvatarImages
+from avatar.aws.secrets import SigningIdentitySecret
+from avatar.provenance.content_credentials import ContentCredentials
 from services.generate.settings import get_settings
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4")
@@ -54,7 +57,24 @@ def avatar_endpoint() -> MultiModelEndpoint:
     )
 
 
+@cache
+def content_credentials() -> ContentCredentials:
+    """The C2PA signer, with the deployment's identity from Secrets Manager (read once per instance: a rotated
+    identity applies to new instances)."""
+    client = boto3.client("secretsmanager", config=_RETRIES)
+    identity = SigningIdentitySecret(client, get_settings().content_credentials_secret_id).load()
+    return ContentCredentials(identity, generator_version=version("avatar-service"))
+
+
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    for cached in (get_settings, model_registry, requests_in_flight, avatar_history, avatar_images, avatar_endpoint):
+    for cached in (
+        get_settings,
+        content_credentials,
+        model_registry,
+        requests_in_flight,
+        avatar_history,
+        avatar_images,
+        avatar_endpoint,
+    ):
         cached.cache_clear()

@@ -18,6 +18,8 @@ class GenerateSettings(BaseSettings):
     table_name: str
     bucket_name: str
     endpoint_name: str
+    # The Secrets Manager secret with the C2PA signing identity (template: ContentCredentialsSecret).
+    content_credentials_secret_id: str
     # The setup model (TargetModel), invoked when an instance lacks the models' Python environment; None: never.
     setup_target_model: str | None = None
     image_url_ttl_seconds: int = Field(900, ge=60, le=3600)

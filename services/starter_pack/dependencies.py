@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from importlib.metadata import version
 
 import boto3
 from botocore.config import Config
@@ -13,6 +14,8 @@ from avatar.aws.dynamodb.registry import ModelRegistryTable
 from avatar.aws.eventbridge import EventBus
 from avatar.aws.multi_model_endpoint import MultiModelEndpoint
 from avatar.aws.s3.avatars import AvatarImages
+from avatar.aws.secrets import SigningIdentitySecret
+from avatar.provenance.content_credentials import ContentCredentials
 from services.starter_pack.settings import get_settings
 
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 4}, signature_version="s3v4")
@@ -58,7 +61,25 @@ def events() -> EventBus:
     return EventBus(boto3.client("events", config=_RETRIES), get_settings().event_bus_name)
 
 
+@cache
+def content_credentials() -> ContentCredentials:
+    """The C2PA signer, with the deployment's identity from Secrets Manager (read once per instance: a rotated
+    identity applies to new instances)."""
+    client = boto3.client("secretsmanager", config=_RETRIES)
+    identity = SigningIdentitySecret(client, get_settings().content_credentials_secret_id).load()
+    return ContentCredentials(identity, generator_version=version("avatar-service"))
+
+
 def reset() -> None:
     """Forget cached settings and clients (tests and the local stack change the environment)."""
-    for cached in (get_settings, model_registry, starter_packs, avatar_history, avatar_images, avatar_endpoint, events):
+    for cached in (
+        get_settings,
+        content_credentials,
+        model_registry,
+        starter_packs,
+        avatar_history,
+        avatar_images,
+        avatar_endpoint,
+        events,
+    ):
         cached.cache_clear()

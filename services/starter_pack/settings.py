@@ -20,14 +20,16 @@ class StarterPackSettings(BaseSettings):
     table_name: str
     bucket_name: str
     endpoint_name: str
+    # The Secrets Manager secret with the C2PA signing identity (template: ContentCredentialsSecret).
+    content_credentials_secret_id: str
     event_bus_name: str = "default"
     setup_target_model: str | None = None
     # Images per style (None: the catalog's; 0: no starter packs) and the styles (comma-separated ids; None: the
     # catalog's).
     starter_pack_images_per_style: int | None = Field(None, ge=0, le=4)
     starter_pack_styles: str | None = None
-    # Requests in flight at once: enough for the shared base to batch them with other users', not the whole endpoint.
-    starter_pack_concurrency: int = Field(4, ge=1, le=16)
+    # Requests in flight at once: the user's model forwards one at a time, a second keeps it busy between styles.
+    starter_pack_concurrency: int = Field(2, ge=1, le=16)
     # How long one style waits for a model still loading (or a busy endpoint) before the event is retried later.
     starter_pack_retry_budget_seconds: float = Field(120.0, gt=0, le=600)
     # The function's timeout: a delivery holds the pack this long, then a redelivery may take over.

@@ -34,7 +34,8 @@ Triton models by answering the request with a Triton error. Nothing branches on 
         ├── QueueUnavailable             SQS
         ├── EventBusUnavailable          EventBridge
         ├── TrainingEndpointBusy         InvokeEndpointAsync throttled or failed with a 5xx
-        └── ServingBusy                  one InvokeEndpoint answer: model loading, throttled, out of memory, down
+        ├── ServingBusy                  one InvokeEndpoint answer: model loading, throttled, out of memory, down
+        └── ContentCredentialsUnavailable  the C2PA signing identity cannot be read or is not configured
 """
 
 from __future__ import annotations
@@ -256,3 +257,8 @@ class TrainingEndpointBusy(ServiceUnavailable):
 
 class ServingBusy(ServiceUnavailable):
     """One InvokeEndpoint answer worth retrying: the model is loading, throttled, out of memory (507) or unreachable."""
+
+
+class ContentCredentialsUnavailable(ServiceUnavailable):
+    """The C2PA signing identity could not be read (Secrets Manager) or is not configured: no image is stored or
+    returned unsigned, so generation waits until it is."""

@@ -55,7 +55,12 @@ def test_demo_runs_the_whole_flow_and_writes_a_report(
     assert len(list((out / "normalized").glob("*.jpg"))) == 18  # 11 selfies and 7 accepted hard cases
     assert len(list((out / "prepared").glob("*.png"))) == 11
     assert len(list((out / "avatars").glob("*.png"))) == 6  # three prompts, two images each
-    assert report.count("no face found: likeness unknown") == 6  # every avatar scored; the tiny model draws no face
+    # every avatar scored (the prompts' 6 and the starter pack's 16); the tiny model draws no face
+    assert report.count("no face found: likeness unknown") == 6 + 16
+    # The starter pack, made by its subscriber to AvatarModelReady and announced, in the report with its figures
+    assert "Starter pack: AvatarPackReady" in printed and "16 images in 8 styles (0 withheld)" in printed
+    assert "<h2>Starter pack</h2>" in report and "of their capacity" in report
+    assert len(list((out / "pack").glob("*.png"))) == 16
     # The web app, driven in headless Chromium, with its screenshots in the report
     assert "<h2>The web app</h2>" in report
     for shot in ("sign-in-phone.png", "photos-phone.png", "generate-desktop.png"):

@@ -20,6 +20,8 @@ from avatar_dev.local.runtime import RunningStack, running_stack
 
 pytestmark = pytest.mark.slow
 
+# The demo's test makes a starter pack; here it would only take the CPU from the trainings.
+NO_PACKS = {"STARTER_PACK_IMAGES_PER_STYLE": "0"}
 TINY = {
     "options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1, "validation_checkpoints": 1},
     "backgrounds_per_photo": 0,
@@ -29,7 +31,7 @@ TINY = {
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[RunningStack]:
     work = tmp_path_factory.mktemp("stack")
-    with running_stack(work, cache_dir=cache_dir, training_defaults=TINY) as running:
+    with running_stack(work, cache_dir=cache_dir, training_defaults=TINY, extra_env=NO_PACKS) as running:
         yield running
 
 

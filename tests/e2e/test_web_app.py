@@ -19,6 +19,8 @@ from avatar_dev.paths import REPOSITORY
 
 pytestmark = pytest.mark.slow
 
+# The demo's test makes a starter pack; here it would only take the CPU from the trainings.
+NO_PACKS = {"STARTER_PACK_IMAGES_PER_STYLE": "0"}
 TINY = {
     "options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1, "validation_checkpoints": 1},
     "backgrounds_per_photo": 0,
@@ -33,7 +35,9 @@ BAD = ("notes.jpg", "two-people.jpg", "blurred.jpg")
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[RunningStack]:
-    with running_stack(tmp_path_factory.mktemp("web-stack"), cache_dir=cache_dir, training_defaults=TINY) as running:
+    with running_stack(
+        tmp_path_factory.mktemp("web-stack"), cache_dir=cache_dir, training_defaults=TINY, extra_env=NO_PACKS
+    ) as running:
         yield running
 
 

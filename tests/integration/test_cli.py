@@ -187,22 +187,42 @@ def test_train_refuses_too_few_photos_with_exit_1(tmp_path: Path, selfies: list[
     assert "too few usable photos: 2 of 2" in result.stderr
 
 
-def test_verify_says_which_images_carry_the_ai_generated_mark(tmp_path: Path) -> None:
+def test_verify_says_which_images_carry_the_ai_generated_marks(tmp_path: Path) -> None:
     from PIL import Image
 
+    from avatar.provenance.content_credentials import ContentCredentials
     from avatar.provenance.xmp import marked_png
+    from avatar_dev.local.content_credentials import IDENTITY_FILE, development_identity
 
-    marked, plain, junk = tmp_path / "avatar.png", tmp_path / "photo.png", tmp_path / "notes.png"
-    marked.write_bytes(marked_png(Image.new("RGB", (16, 16))))
+    identity, trust_anchor = development_identity(tmp_path / "cache" / "content-credentials")
+    assert (tmp_path / "cache" / "content-credentials" / IDENTITY_FILE).is_file()
+    anchors = tmp_path / "anchors.pem"
+    anchors.write_text(trust_anchor)
+    signed, xmp_only, plain, junk = (tmp_path / name for name in ("avatar.png", "xmp.png", "photo.png", "notes.png"))
+    xmp_only.write_bytes(marked_png(Image.new("RGB", (16, 16))))
+    signed.write_bytes(ContentCredentials(identity, generator_version="1").sign_png(xmp_only.read_bytes()))
     Image.new("RGB", (16, 16)).save(plain)
     junk.write_text("not an image")
+    env = os.environ | {"AVATAR_CACHE_DIR": str(tmp_path / "cache")}  # the local stack's development CA is trusted
 
-    both = subprocess.run(
-        [*AVATAR, "verify", "--json", str(marked), str(plain), str(junk)], capture_output=True, text=True
+    every = subprocess.run(
+        [*AVATAR, "verify", "--json", str(signed), str(xmp_only), str(plain), str(junk)],
+        capture_output=True,
+        text=True,
+        env=env,
     )
-    assert both.returncode == 1
-    found = [json.loads(line) for line in both.stdout.splitlines()]
-    assert [line.get("ai_generated") for line in found] == [True, False, None] and "error" in found[2]
-    assert found[0]["digital_source_type"].endswith("/trainedAlgorithmicMedia")
-    alone = subprocess.run([*AVATAR, "verify", str(marked)], capture_output=True, text=True)
-    assert alone.returncode == 0 and "AI-generated" in alone.stdout
+    assert every.returncode == 1
+    found = [json.loads(line) for line in every.stdout.splitlines()]
+    assert [line.get("ai_generated") for line in found] == [True, False, False, None] and "error" in found[3]
+    assert [line.get("c2pa") for line in found[:3]] == ["Trusted", None, None]
+    assert found[0]["xmp_digital_source_type"].endswith("/trainedAlgorithmicMedia")
+    assert found[0]["c2pa_actions"] == ["c2pa.created"] and found[0]["c2pa_generator"] == "avatar-service 1"
+    alone = subprocess.run([*AVATAR, "verify", str(signed)], capture_output=True, text=True, env=env)
+    assert alone.returncode == 0 and "C2PA Trusted" in alone.stdout and "XMP: AI-generated" in alone.stdout
+    elsewhere = env | {"AVATAR_CACHE_DIR": str(tmp_path / "other")}  # no development CA: valid, not trusted
+    untrusted = subprocess.run([*AVATAR, "verify", str(signed)], capture_output=True, text=True, env=elsewhere)
+    assert untrusted.returncode == 0 and "C2PA Valid (signer not trusted here" in untrusted.stdout
+    given = subprocess.run(
+        [*AVATAR, "verify", "--trust-anchors", str(anchors), str(signed)], capture_output=True, text=True, env=elsewhere
+    )
+    assert "C2PA Trusted" in given.stdout

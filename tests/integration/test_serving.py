@@ -23,7 +23,9 @@ from PIL import Image
 from avatar.aws.dynamodb.jobs import JobTable
 from avatar.contracts.generation import GenerationRequest
 from avatar.object_keys import model_artifact_key
+from avatar.provenance.content_credentials import read_credentials
 from avatar.provenance.xmp import DIGITAL_SOURCE_TYPE, read_xmp
+from avatar_dev.local.content_credentials import development_identity
 from avatar_dev.local.event_sources import LambdaContextStub
 from avatar_dev.local.multi_model_endpoint import MultiModelRouter, local_multi_model_endpoint
 from avatar_dev.local.serving import LocalServing, local_serving
@@ -115,8 +117,12 @@ def test_a_ready_user_gets_avatars_as_presigned_urls(stack: GenerateStack, user_
     assert [image["seed"] for image in body["images"]] == [42, 43]
     for image in body["images"]:
         assert _pixels(image["url"]).shape == (64, 64, 3)
-        # Marked as AI-made where it was encoded (the serving side), and still so as the client gets it
-        assert read_xmp(requests.get(image["url"], timeout=30).content).digital_source_type == DIGITAL_SOURCE_TYPE
+        # Marked as AI-made where it was encoded (the serving side), and still so as the client gets it; signed
+        # with the deployment's C2PA identity where it was stored, as the C2PA library's own reader validates it
+        png = requests.get(image["url"], timeout=30).content
+        assert read_xmp(png).digital_source_type == DIGITAL_SOURCE_TYPE
+        credentials = read_credentials(png, trust_anchors=development_identity()[1])
+        assert credentials.state == "Trusted" and credentials.ai_generated, credentials
     stored = stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/alice/")
     assert stored["KeyCount"] == 2
 
@@ -538,6 +544,8 @@ def test_a_ready_model_gets_its_starter_pack_through_the_rule_once_and_announced
     assert all(a["starter_pack"] and "<<TOK>>" in a["prompt"] for a in avatars)
     for avatar in avatars:
         assert _pixels(avatar["url"]).shape == (64, 64, 3)
+        png = requests.get(avatar["url"], timeout=30).content
+        assert read_credentials(png, trust_anchors=development_identity()[1]).ai_generated
     messages = intake.sqs.receive_message(QueueUrl=captured, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
     [announced] = [json.loads(m["Body"]) for m in messages]
     assert announced["detail-type"] == "AvatarPackReady"
@@ -558,3 +566,18 @@ def test_a_ready_model_gets_its_starter_pack_through_the_rule_once_and_announced
     assert len(dead.get("Messages", [])) == 1
     for name in ("STARTER_PACK_STYLES", "STARTER_PACK_IMAGES_PER_STYLE", "NATIVE_SIDE"):
         os.environ.pop(name)
+
+
+def test_without_a_signing_identity_nothing_is_generated_or_stored(stack: GenerateStack, user_models: list[Path]):
+    """The template's placeholder secret (a deployment that skipped the step in docs/deploy.md): 503, and no
+    unsigned image is stored or returned."""
+    stack.ready_user("una", user_models[0])
+    secret = stack.intake.stack.physical["ContentCredentialsSecret"]
+    placeholder = stack.intake.stack.template["Resources"]["ContentCredentialsSecret"]["Properties"]["SecretString"]
+    stack.intake.secretsmanager.put_secret_value(SecretId=secret, SecretString=placeholder)
+    dependencies.reset()
+
+    status, body, _ = stack.generate("una", {"prompt": "<<TOK>> as an astronaut", **SMALL})
+
+    assert status == 503 and "signing identity is not configured" in body["error"]["message"], body
+    assert not stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/una/").get("KeyCount")

@@ -17,6 +17,10 @@ def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
         from avatar_dev.bench import serving
 
         return serving.run(size=args.size, users=args.users, as_json=args.json, strategy=args.strategy)
+    if args.what == "pack":
+        from avatar_dev.bench import pack
+
+        return pack.run(as_json=args.json, users=args.users)
     if args.what == "fairness":
         from avatar_dev.bench import fairness
 
@@ -66,19 +70,20 @@ def add_commands(commands: Any) -> None:
             "users on the local stack (exit 1 if one of the five saw an error). lambda-size: the functions'\n"
             "unzipped sizes. training: tiny end to end, or the SD 2.1 architecture per step. serving: the shared\n"
             "base against a pipeline per user, in a real Triton server. web-size: the web app's first page,\n"
-            "gzip-compressed (exit 1 over the 150 KB goal)."
+            "gzip-compressed (exit 1 over the 150 KB goal). pack: the starter pack's time and its share of the shared\n"
+            "base's batches, one user's alone and --users at once, on the local stack."
         ),
     )
     bench.add_argument(
         "what",
-        choices=["intake", "photo-limits", "fairness", "lambda-size", "training", "serving", "web-size"],
+        choices=["intake", "photo-limits", "fairness", "lambda-size", "training", "serving", "web-size", "pack"],
         help="which figures",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON line")
     bench.add_argument("--size", choices=["tiny", "sd21"], default="tiny", help="training, serving: the model")
     bench.add_argument("--steps", type=int, help="training: steps per configuration (default: 30 on a GPU, 6 on CPU)")
     bench.add_argument("--resolution", type=int, help="training: image side (default: 512 on a GPU, 128 on CPU)")
-    bench.add_argument("--users", type=int, default=4, help="serving: users (LoRAs) to serve")
+    bench.add_argument("--users", type=int, default=4, help="serving: users (LoRAs) to serve; pack: packs at once")
     bench.add_argument(
         "--strategy", choices=["mixed", "grouped"], help="serving: how a batch of users runs (default: mixed)"
     )

@@ -119,6 +119,23 @@ class Avatar:
 
 
 @dataclass(frozen=True)
+class StarterPackRun:
+    """The starter pack as another system sees it (AvatarPackReady) and what it took of the shared base."""
+
+    event: dict[str, Any]
+    avatars: list[Avatar]  # `prompt` is the style's name
+    seconds: float  # from AvatarModelReady to AvatarPackReady, as received
+    base_requests: int  # requests the shared base answered for the pack (one per style, each of its images)
+    base_executions: int  # the batches they ran in
+    max_batch_size: int
+
+    @property
+    def batch_share(self) -> float:
+        """The share of the base's batch capacity the pack's batches used (requests / (batches x max batch size))."""
+        return self.base_requests / max(1, self.base_executions * self.max_batch_size)
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything the report shows."""
 
@@ -130,6 +147,7 @@ class Report:
     avatars: list[Avatar]
     stages: list[Stage]
     screenshots: list[Screenshot] = field(default_factory=list)
+    pack: StarterPackRun | None = None
 
 
 def write_report(out: Path, report: Report) -> Path:
@@ -143,6 +161,7 @@ def write_report(out: Path, report: Report) -> Path:
         "Lambda handlers behind their event sources, a real Triton server, and the training job on CPU.</p>",
         *_summary(report),
         *_avatars(report),
+        *_starter_pack(report.pack),
         *_web_app(report),
         *(line for user in report.users for line in _user(user)),
         *_training(report.training),
@@ -171,6 +190,11 @@ def _summary(report: Report) -> list[str]:
         (f"{training.seconds:.0f} s", f"from POST /v1/models to {training.event['detail-type']}"),
         (f"{job.get('training_seconds', 0):.0f} s", "the training job itself"),
         (f"{len(report.avatars)} avatars", f"base model {report.base_model}"),
+        *(
+            [(f"{report.pack.seconds:.0f} s", f"the starter pack of {len(report.pack.avatars)} images")]
+            if report.pack
+            else []
+        ),
         (f"{total:.0f} s", "the whole demo"),
     ]
     return [
@@ -195,6 +219,30 @@ def _avatars(report: Report) -> list[str]:
     for avatar in report.avatars:
         lines.append(
             f"<li class=card><img src='avatars/{escape(avatar.file)}' alt='avatar, seed {avatar.seed}' "
+            "style='width:100%;image-rendering:pixelated'>"
+            f"<div class=text>{escape(avatar.prompt)}<br>seed <b>{avatar.seed}</b><br>{avatar.likeness_text}</div></li>"
+        )
+    lines.append("</ul>")
+    return lines
+
+
+def _starter_pack(pack: StarterPackRun | None) -> list[str]:
+    if pack is None:
+        return []
+    detail = pack.event["detail"]
+    lines = [
+        "<h2>Starter pack</h2>",
+        f"<p>Made without asking when the model became ready: AvatarModelReady -> an EventBridge rule -> the "
+        f"starter-pack queue -> its Lambda -> the multi-model endpoint, then <code>AvatarPackReady</code> "
+        f"({detail['images']} images, {detail['withheld']} withheld, {len(detail['styles'])} styles) "
+        f"<b>{pack.seconds:.1f} s</b> after the model's event. The shared base ran its {pack.base_requests} requests "
+        f"in {pack.base_executions} batches of up to {pack.max_batch_size}: <b>{pack.batch_share:.0%}</b> of their "
+        "capacity, the rest free for other people's requests in the same batches.</p>",
+        "<ul class=grid>",
+    ]
+    for avatar in pack.avatars:
+        lines.append(
+            f"<li class=card><img src='pack/{escape(avatar.file)}' alt='starter pack: {escape(avatar.prompt)}' "
             "style='width:100%;image-rendering:pixelated'>"
             f"<div class=text>{escape(avatar.prompt)}<br>seed <b>{avatar.seed}</b><br>{avatar.likeness_text}</div></li>"
         )

@@ -19,7 +19,17 @@ from typing import Any
 
 from avatar import object_keys
 from avatar.photo_check.verdict import Reason
-from avatar_dev.demo.report import Avatar, Photo, Report, Screenshot, Stage, TrainingRun, UserRun, write_report
+from avatar_dev.demo.report import (
+    Avatar,
+    Photo,
+    Report,
+    Screenshot,
+    Stage,
+    StarterPackRun,
+    TrainingRun,
+    UserRun,
+    write_report,
+)
 from avatar_dev.hard_cases import HardCase, build_hard_cases, near_duplicate
 from avatar_dev.local.runtime import RunningStack
 
@@ -27,6 +37,7 @@ DEMO_USER = "demo-user"
 # The hard cases go to a second user: several are built from the same selfies as the first user's set.
 HARD_CASES_USER = "demo-hard-cases"
 SELFIE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+BASE_MODEL = "avatar_base"  # the shared base's Triton model
 
 PROMPTS = (
     "a portrait photo of <<TOK>> as an astronaut, studio lighting",
@@ -52,6 +63,7 @@ SERVICES = (
     "services.orchestrator.sweeper",
     "services.notifier.handler",
     "services.generate.api",
+    "services.starter_pack.handler",
 )
 
 
@@ -221,7 +233,67 @@ def follow_training(
     return event, final, run
 
 
-def _service_logs_to(path: Path) -> None:
+def base_statistics(triton_url: str) -> tuple[int, int]:
+    """The shared base's (requests answered, batches run) so far, from Triton's statistics extension; (0, 0) before
+    the first user model loads it."""
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    client = httpclient.InferenceServerClient(triton_url.removeprefix("http://"))
+    try:
+        [model] = client.get_inference_statistics(BASE_MODEL)["model_stats"]
+    except InferenceServerException:
+        return 0, 0  # not loaded yet
+    finally:
+        client.close()
+    return int(model["inference_count"]), int(model["execution_count"])
+
+
+def follow_starter_pack(
+    client: Client, stack: RunningStack, user: str, folder: Path, *, before: tuple[int, int]
+) -> StarterPackRun:
+    """Wait for the pack's AvatarPackReady, as a subscribed system would, and fetch its images from the history."""
+    from avatar.generation.styles import style_catalog
+    from avatar.serving.base_definition import SHARED_BASE_CONFIG
+
+    started = time.monotonic()
+    event = stack.next_event("AvatarPackReady", user, timeout=900)
+    seconds = time.monotonic() - started
+    if event["detail-type"] != "AvatarPackReady":
+        raise SystemExit(f"expected the starter pack, got {event['detail-type']}")
+    after = base_statistics(stack.serving_url)
+    names = {style.id: style.name for style in style_catalog().styles}
+    pack = [a for a in client.call("GET", "/v1/avatars?limit=50")["avatars"] if a["starter_pack"]]
+    avatars = []
+    for avatar in sorted(pack, key=lambda a: (list(names).index(a["style"]), a["seed"])):
+        name = f"{avatar['style']}-{avatar['seed']}.png"
+        (folder / name).write_bytes(client.download(avatar["url"]))
+        avatars.append(
+            Avatar(
+                prompt=names[avatar["style"]],
+                seed=avatar["seed"],
+                file=name,
+                likeness=avatar["likeness"],
+                face_found=avatar["face_found"],
+            )
+        )
+    detail = event["detail"]
+    print(
+        f"\nStarter pack: AvatarPackReady {seconds:.1f} s after AvatarModelReady, {detail['images']} images in "
+        f"{len(detail['styles'])} styles ({detail['withheld']} withheld)",
+        flush=True,
+    )
+    return StarterPackRun(
+        event=event,
+        avatars=avatars,
+        seconds=seconds,
+        base_requests=after[0] - before[0],
+        base_executions=after[1] - before[1],
+        max_batch_size=int(SHARED_BASE_CONFIG["max_batch_size"]),
+    )
+
+
+def service_logs_to(path: Path) -> None:
     """The handlers' Powertools (JSON) lines go to the stack's log file, not between the demo's own lines."""
     import importlib
 
@@ -269,7 +341,7 @@ def run_demo(
 
     clock = Clock()
     shutil.rmtree(out, ignore_errors=True)
-    for folder in ("inputs", "normalized", "prepared", "avatars"):
+    for folder in ("inputs", "normalized", "prepared", "avatars", "pack"):
         (out / folder).mkdir(parents=True)
     print(f"Avatar demo, base model {base_model}: selfies from {faces} (--faces DIR for your own)", flush=True)
     users = inputs(faces, hard_cases)
@@ -283,7 +355,7 @@ def run_demo(
     with running_stack(
         out.parent / "demo-stack", cache_dir=cache, base_model=base_model, training_defaults=training_defaults
     ) as stack:
-        _service_logs_to(out.parent / "demo-stack.log")
+        service_logs_to(out.parent / "demo-stack.log")
         clock.stage(f"local stack up: moto (resources from template.yaml), Triton, the HTTP API at {stack.api_url}")
         clients = {user: Client(stack, user) for user in users}
         for user, cases in users.items():
@@ -308,11 +380,16 @@ def run_demo(
         prepared = prepare_photos([(i, (out / "normalized" / f"{i}.jpg").read_bytes()) for i in accepted])
         prepared.write(out / "prepared")
         clock.stage(f"prepared {len(prepared.images)} face crops (what the training job makes of the accepted photos)")
+        before = base_statistics(stack.serving_url)  # nothing generates until the starter pack
         event, _, training = follow_training(demo, stack, DEMO_USER)
         if event["detail-type"] != "AvatarModelReady":
             raise SystemExit(f"training failed: {event['detail'].get('reason')}")
         version = event["detail"]["model_version"]
         clock.stage(f"training: POST /v1/models -> ... -> AvatarModelReady (version {version})")
+        pack = follow_starter_pack(demo, stack, DEMO_USER, out / "pack", before=before)
+        clock.stage(
+            f"starter pack: AvatarModelReady -> rule -> SQS -> Lambda -> AvatarPackReady ({len(pack.avatars)} images)"
+        )
 
         avatars = generate_avatars(demo, out / "avatars")
         clock.stage(f"POST /v1/avatars: {len(PROMPTS)} prompts, {IMAGES_PER_PROMPT} images each")
@@ -332,6 +409,7 @@ def run_demo(
             avatars=avatars,
             stages=clock.stages,
             screenshots=screenshots,
+            pack=pack,
         ),
     )
     print(f"\nReport: {report}\nEvery event of the stack, one line each: {out.parent / 'demo-stack.log'}")

@@ -13,6 +13,7 @@ import boto3
 import requests
 
 from avatar_dev.local.aws import REGION
+from avatar_dev.local.content_credentials import development_identity
 from avatar_dev.local.event_sources import LambdaContextStub, SqsEventSource
 from avatar_dev.local.template import LocalStack, provision
 
@@ -75,6 +76,7 @@ class IntakeStack:
     dynamodb: Any
     sns: Any
     events: Any
+    secretsmanager: Any
 
     @property
     def bucket(self) -> str:
@@ -131,6 +133,7 @@ def start_intake_stack(stack_name: str | None = None) -> IntakeStack:
     dynamodb: DynamoDBClient = boto3.client("dynamodb", region_name=REGION)
     sns = boto3.client("sns", region_name=REGION)
     events = boto3.client("events", region_name=REGION)
+    secrets = boto3.client("secretsmanager", region_name=REGION)
     stack = provision(
         stack_name=stack_name or f"t{uuid.uuid4().hex[:10]}",
         region=REGION,
@@ -139,11 +142,15 @@ def start_intake_stack(stack_name: str | None = None) -> IntakeStack:
         s3=s3,
         sns=sns,
         events=events,
+        secrets=secrets,
     )
+    # The deployment's step after `sam deploy` (docs/deploy.md), with the development identity made on first run.
+    identity, _ = development_identity()
+    secrets.put_secret_value(SecretId=stack.physical["ContentCredentialsSecret"], SecretString=identity.to_json())
     for function in FUNCTIONS:
         os.environ.update(stack.function_environment(function))
     reset_services()
-    return IntakeStack(stack=stack, s3=s3, sqs=sqs, dynamodb=dynamodb, sns=sns, events=events)
+    return IntakeStack(stack=stack, s3=s3, sqs=sqs, dynamodb=dynamodb, sns=sns, events=events, secretsmanager=secrets)
 
 
 def reset_services() -> None:

@@ -143,11 +143,12 @@ def provision(
     s3: S3Client,
     sns: Any = None,
     events: Any = None,
+    secrets: Any = None,
     template: dict[str, Any] | None = None,
 ) -> LocalStack:
     """Create the template's tables, queues (with redrive), topics and their SQS subscriptions, event buses and
-    their rules (with SQS targets), and buckets (with versioning and notifications). Queue policies are not needed
-    by moto, so they are skipped."""
+    their rules (with SQS targets), secrets (their initial value; moto's own key encrypts them), and buckets (with
+    versioning and notifications). Queue policies and KMS keys are not needed by moto, so they are skipped."""
     template = template or load_template()
     stack = LocalStack(stack_name=stack_name, region=region, template=template)
 
@@ -224,6 +225,12 @@ def provision(
             stack.physical[logical] = name
             targets = [stack.resolve(target) for target in props["Targets"]]
             events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+
+    if secrets is not None:
+        for logical, props in _resources_of(template, "AWS::SecretsManager::Secret").items():
+            arn = secrets.create_secret(Name=f"{stack_name}-{logical}", SecretString=props.get("SecretString", "{}"))
+            stack.physical[logical] = arn["ARN"]  # Ref of a secret is its ARN
+            stack.arns[logical] = arn["ARN"]
 
     for logical, props in _resources_of(template, "AWS::S3::Bucket").items():
         name = stack.resolve(props.get("BucketName", {"Fn::Sub": f"{stack_name}-{logical.lower()}"}))

@@ -13,7 +13,14 @@ from datetime import UTC, datetime, timedelta
 
 from avatar.contracts.generation import MAX_STEP_MEGAPIXELS, NATIVE_SIDE, GeneratedImage, GenerationRequest
 from avatar.errors import InvalidRequest, NoReadyModel, ServingBusy, ServingUnavailable, TooManyRequests
-from avatar.generation.ports import AvatarEndpoint, AvatarHistory, ImageStore, ModelRegistry, RequestsInFlight
+from avatar.generation.ports import (
+    AvatarEndpoint,
+    AvatarHistory,
+    ImageSigner,
+    ImageStore,
+    ModelRegistry,
+    RequestsInFlight,
+)
 from avatar.generation.prompt_policy import screen_prompt
 from avatar.object_keys import generated_image_key
 from avatar.records import GeneratedAvatar
@@ -93,11 +100,13 @@ def create_avatars(
     fair_share: FairShare | None = None,
     history: AvatarHistory | None = None,
     style: str | None = None,
+    signer: ImageSigner | None = None,
 ) -> list[Avatar]:
     """Generate with the user's model (retrying busy answers inside the budget), store the PNGs, share them. The
-    endpoint is told when this call stops waiting, so work still queued then is not done for nobody. With
-    `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead. With
-    `history`, every image is recorded there (prompt, style, seed, likeness) for the user's gallery."""
+        endpoint is told when this call stops waiting, so work still queued then is not done for nobody. With
+        `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead. With
+        `history`, every image is recorded there (prompt, style, seed, likeness) for the user's gallery. With `signer`,
+    every image carries its signed C2PA manifest before it is stored."""
     screen_prompt(request.prompt)  # before any GPU time, and before the model is looked up
     artifact_key = routed_model(user_id, registry)
     with _counted_in(fair_share, request, user_id, request_id, policy, wall_clock):
@@ -115,6 +124,7 @@ def create_avatars(
             created_at=datetime.fromtimestamp(wall_clock(), UTC),
             history=history,
             style=style,
+            signer=signer,
         )
 
 
@@ -165,12 +175,15 @@ def store_avatars(
     history: AvatarHistory | None = None,
     style: str | None = None,
     starter_pack: bool = False,
+    signer: ImageSigner | None = None,
 ) -> list[Avatar]:
-    """Keep each image (`outputs/<user>/<request id>/...`), share it, and record it in the user's history."""
+    """Sign each image's content credentials (with `signer`), keep it (`outputs/<user>/<request id>/...`), share it,
+    and record it in the user's history."""
     avatars, records = [], []
     for index, image in enumerate(generated):
         key = generated_image_key(user_id, request_id, index, image.seed)
-        images.put_png(key, image.png, likeness=image.likeness, face_found=image.face_found)
+        png = signer.sign_png(image.png, title=key.rsplit("/", 1)[-1]) if signer is not None else image.png
+        images.put_png(key, png, likeness=image.likeness, face_found=image.face_found)
         url = images.share(key, expires_in=url_ttl_seconds)
         avatars.append(Avatar(url=url, seed=image.seed, likeness=image.likeness, face_found=image.face_found))
         records.append(

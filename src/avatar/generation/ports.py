@@ -55,6 +55,14 @@ class ImageStore(Protocol):
         ...
 
 
+class ImageSigner(Protocol):
+    """Content credentials: signs each PNG before it is stored (avatar.provenance.content_credentials)."""
+
+    def sign_png(self, png: bytes, *, title: str = "avatar.png") -> bytes:
+        """The PNG with its signed C2PA manifest."""
+        ...
+
+
 class AvatarHistory(Protocol):
     """The record of every avatar a user generated (erased with the user, expiring with the images)."""
 

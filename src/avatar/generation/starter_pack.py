@@ -8,8 +8,9 @@ pack already announced is announced again with the same `event_id` and nothing e
 retried within the time budget; what is left then is retried by the queue (and lands in its dead-letter queue after
 its last delivery), keeping every style already made.
 
-Requests go to the multi-model endpoint several at a time, so the shared base batches them with other users' requests
-instead of the pack taking the endpoint for itself.
+Requests go to the multi-model endpoint like anyone's: the per-user model forwards one request at a time to the
+shared base, so a pack takes one place in each batch it joins and the base batches it with other people's requests
+instead of the pack taking the endpoint for itself. Two are in flight, so the next style is queued when one ends.
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from avatar.contracts.events import AvatarModelReady, AvatarPackReady
 from avatar.contracts.generation import AvatarRequest, GeneratedImage, GenerationRequest
 from avatar.errors import ConcurrentUpdate, GenerationRejected
 from avatar.generation.avatars import RetryPolicy, generate_with_retries, store_avatars
-from avatar.generation.ports import AvatarEndpoint, AvatarHistory, ImageStore, ModelRegistry, StarterPacks
+from avatar.generation.ports import (
+    AvatarEndpoint,
+    AvatarHistory,
+    ImageSigner,
+    ImageStore,
+    ModelRegistry,
+    StarterPacks,
+)
 from avatar.generation.styles import StarterPackPlan, StyleCatalog, generation_request, style_catalog
 from avatar.messaging import EventPublisher
 from avatar.records import StarterPack
@@ -42,7 +50,7 @@ class PackSettings:
     """How a pack is made: requests in flight at once, the retry budget of each, and how long one invocation may
     hold the pack (the function's timeout: after it, a redelivered event takes over)."""
 
-    concurrency: int = 4
+    concurrency: int = 2
     policy: RetryPolicy = field(default_factory=lambda: RetryPolicy(budget_seconds=120.0))
     lease_seconds: float = 900.0
 
@@ -95,6 +103,7 @@ def make_starter_pack(
     plan: StarterPackPlan | None = None,
     catalog: StyleCatalog | None = None,
     settings: PackSettings = PackSettings(),
+    signer: ImageSigner | None = None,
     url_ttl_seconds: int = 900,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -136,6 +145,7 @@ def make_starter_pack(
             history=history,
             packs=packs,
             settings=settings,
+            signer=signer,
             url_ttl_seconds=url_ttl_seconds,
             clock=clock,
             sleep=sleep,
@@ -197,6 +207,7 @@ def _make_styles(
     history: AvatarHistory,
     packs: StarterPacks,
     settings: PackSettings,
+    signer: ImageSigner | None,
     url_ttl_seconds: int,
     clock: Callable[[], float],
     sleep: Callable[[float], None],
@@ -242,6 +253,7 @@ def _make_styles(
                 history=history,
                 style=style,
                 starter_pack=True,
+                signer=signer,
             )
             pack = _save(
                 packs,
