@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml dev/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install setup tools web web-test browser lint format test demo fuzz bench bench-photos bench-fairness bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 bench-web bench-pack serve clean gpu-env gpu-artifacts gpu-image
+.PHONY: install setup tools web web-test browser lint format test demo fuzz bench bench-photos bench-fairness bench-size bench-training bench-training-sd21 bench-serving bench-serving-sd21 bench-web bench-pack bench-provenance serve clean gpu-env gpu-artifacts gpu-image
 
 setup: $(STAMP)
 
@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml dev/pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[photos,gpu,generate]' -e './dev[check]'
 	$(BIN)/python -m pip install --quiet --no-deps nvidia-pytriton==0.7.0
+	$(BIN)/python -m pip install --quiet --no-deps invisible-watermark==0.2.0
 	# NumPy 1 for Triton's Python-backend stub only (it is built against NumPy 1's ABI): see avatar_dev.local.triton.
 	$(BIN)/python -m pip install --quiet --no-deps --upgrade --target $(VENV)/triton-stub-site numpy==1.26.4
 	rm -f $(VENV)/.installed-* && touch $@
@@ -133,6 +134,11 @@ bench-serving-sd21: setup
 # The web app's first page (index.html, its script and styles), gzip-compressed, against the 150 KB goal.
 bench-web: setup web
 	$(BIN)/avatar bench web-size
+
+# Marking (XMP, C2PA signing and validation) per image, and whether an invisible watermark survives re-encoding.
+bench-provenance: setup
+	$(BIN)/avatar bench provenance
+	$(BIN)/avatar bench watermark
 
 # The starter pack on the local stack: one user's pack alone, then two at once (time, share of the base's batches).
 bench-pack: setup

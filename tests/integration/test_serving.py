@@ -581,3 +581,36 @@ def test_without_a_signing_identity_nothing_is_generated_or_stored(stack: Genera
 
     assert status == 503 and "signing identity is not configured" in body["error"]["message"], body
     assert not stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/una/").get("KeyCount")
+
+
+def test_a_threshold_that_withholds_everything_answers_zero_images_through_triton_and_the_api(
+    intake_stack: IntakeStack, cache_dir: Path, user_models: list[Path], tmp_path: Path
+):
+    """The withholding path end to end: the endpoint's container set to withhold everything (AVATAR_NSFW_THRESHOLD=0)
+    -> Triton drops every image where it is made -> the generate API answers 200 with none, says how many were
+    withheld and why, and stores nothing."""
+    os.environ.update(intake_stack.stack.function_environment("GenerateApiFunction"))
+    os.environ["RETRY_BUDGET_SECONDS"] = "20"
+    with local_serving(tmp_path / "triton", cache_dir=cache_dir, env={"AVATAR_NSFW_THRESHOLD": "0"}) as serving:
+        router = MultiModelRouter(
+            triton_url=serving.server.http_url,
+            repository=serving.server.repository,
+            s3=intake_stack.s3,
+            bucket=intake_stack.bucket,
+            prefix="models/",
+        )
+        with local_multi_model_endpoint(router) as endpoint:
+            os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = endpoint
+            dependencies.reset()
+            table = JobTable(intake_stack.dynamodb, os.environ["TABLE_NAME"])
+            stack = GenerateStack(intake=intake_stack, router=router, table=table)
+            stack.ready_user("wendy", user_models[2])
+
+            status, body, _ = stack.generate("wendy", {"prompt": "<<TOK>> as an astronaut", "num_images": 2, **SMALL})
+
+        router.close()
+    os.environ.pop("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", None)
+    dependencies.reset()
+    assert status == 200, body
+    assert (body["images"], body["withheld"], body["withheld_reason"]) == ([], 2, "unsafe_content")
+    assert not intake_stack.s3.list_objects_v2(Bucket=intake_stack.bucket, Prefix="outputs/wendy/").get("KeyCount")

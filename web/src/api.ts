@@ -55,6 +55,8 @@ export interface HistoryAvatar extends AvatarOut {
   prompt: string;
   created_at: string;
   request_id: string;
+  style: string | null;
+  starter_pack: boolean;
 }
 
 export interface Generated {

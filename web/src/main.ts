@@ -503,6 +503,7 @@ function generateSection(): HTMLElement {
   const prompt = h("input", { id: "prompt", name: "prompt", maxlength: 480, "aria-describedby": "prompt-help", placeholder: "as an astronaut on the moon, oil painting" });
   void guarded(async () => {
     const catalog = await api.styles();
+    for (const s of catalog.styles) styleNames.set(s.id, s.name);
     style.append(...catalog.styles.map((s) => h("option", { value: s.id }, s.name)));
     style.addEventListener("change", () => {
       const chosen = catalog.styles.find((s) => s.id === style.value);
@@ -574,9 +575,14 @@ function spoken(prompt: string): string {
   return prompt.split(TOKEN).join("you").trim();
 }
 
-function avatarElement(avatar: { url: string; seed: number; prompt: string; likeness: number | null; face_found: boolean | null; created_at?: string }): HTMLElement {
+// Style ids -> names, from the catalog (the history names a style by its id).
+const styleNames = new Map<string, string>();
+
+function avatarElement(avatar: { url: string; seed: number; prompt: string; likeness: number | null; face_found: boolean | null; created_at?: string; style?: string | null; starter_pack?: boolean }): HTMLElement {
   const name = `Avatar: ${spoken(avatar.prompt)} (seed ${avatar.seed})`;
-  const caption = [likenessText(avatar.likeness, avatar.face_found), avatar.created_at ? new Date(avatar.created_at).toLocaleString() : ""].filter(Boolean).join(" · ");
+  const style = avatar.style ? styleNames.get(avatar.style) ?? avatar.style : "";
+  const made = avatar.starter_pack ? `Starter pack${style ? `: ${style}` : ""}` : style;
+  const caption = [made, likenessText(avatar.likeness, avatar.face_found), avatar.created_at ? new Date(avatar.created_at).toLocaleString() : ""].filter(Boolean).join(" · ");
   return h(
     "li",
     {},

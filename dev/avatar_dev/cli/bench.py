@@ -17,6 +17,14 @@ def _bench(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:
         from avatar_dev.bench import serving
 
         return serving.run(size=args.size, users=args.users, as_json=args.json, strategy=args.strategy)
+    if args.what == "provenance":
+        from avatar_dev.bench import provenance
+
+        return provenance.run(as_json=args.json)
+    if args.what == "watermark":
+        from avatar_dev.bench import watermark
+
+        return watermark.run(as_json=args.json)
     if args.what == "pack":
         from avatar_dev.bench import pack
 
@@ -71,12 +79,25 @@ def add_commands(commands: Any) -> None:
             "unzipped sizes. training: tiny end to end, or the SD 2.1 architecture per step. serving: the shared\n"
             "base against a pipeline per user, in a real Triton server. web-size: the web app's first page,\n"
             "gzip-compressed (exit 1 over the 150 KB goal). pack: the starter pack's time and its share of the shared\n"
-            "base's batches, one user's alone and --users at once, on the local stack."
+            "base's batches, one user's alone and --users at once, on the local stack. watermark: whether an\n"
+            "invisible watermark survives re-encoding (bits read back per JPEG/WebP quality). provenance: XMP\n"
+            "marking, C2PA signing and validating, per 512 px image."
         ),
     )
     bench.add_argument(
         "what",
-        choices=["intake", "photo-limits", "fairness", "lambda-size", "training", "serving", "web-size", "pack"],
+        choices=[
+            "intake",
+            "photo-limits",
+            "fairness",
+            "lambda-size",
+            "training",
+            "serving",
+            "web-size",
+            "pack",
+            "watermark",
+            "provenance",
+        ],
         help="which figures",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON line")
