@@ -86,8 +86,11 @@ export function trainingView(status: ModelStatus): { label: string; percent: num
   return { label: left ? `${phase}, ${left}` : phase, percent };
 }
 
+/** Whether a training is in flight. The job's outcome is recorded a moment before the user's model follows it
+ * (READY job, TRAINING model), so both must have settled before the page says it is over. */
 export function isTraining(status: ModelStatus): boolean {
-  return status.job != null && (status.job.state === "QUEUED" || status.job.state === "TRAINING");
+  const inFlight = (state: string | undefined) => state === "QUEUED" || state === "TRAINING";
+  return inFlight(status.job?.state) || inFlight(status.state);
 }
 
 /** A face box as percentages of the photo, for an overlay on its thumbnail. */

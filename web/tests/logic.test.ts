@@ -5,6 +5,7 @@ import {
   contentType,
   faceBoxStyle,
   fileProblem,
+  isTraining,
   likenessText,
   timeLeft,
   trainingView,
@@ -72,6 +73,15 @@ describe("training progress", () => {
       status({ job_id: "j", state: "TRAINING", failure_reason: null, progress: { phase: "training", step: 30, total_steps: 120, eta_seconds: 95 } }),
     );
     expect(view).toEqual({ label: "Training your model, about 2 min left", percent: 25 });
+  });
+  it("is over only when both the job and the model have settled", () => {
+    const job = (state: "TRAINING" | "READY" | "FAILED") => ({ job_id: "j", state, failure_reason: null, progress: null });
+    expect(isTraining(status(job("TRAINING")))).toBe(true);
+    // The notifier records the job's outcome, then the model follows it: in between, still training
+    expect(isTraining(status(job("READY"), "TRAINING"))).toBe(true);
+    expect(isTraining(status(job("READY"), "READY"))).toBe(false);
+    expect(isTraining(status(job("FAILED"), "FAILED"))).toBe(false);
+    expect(isTraining(status(null, "COLLECTING"))).toBe(false);
   });
   it("is indeterminate while queued or before the first report", () => {
     expect(trainingView(status({ job_id: "j", state: "QUEUED", failure_reason: null, progress: null }, "QUEUED")).percent).toBeNull();

@@ -77,7 +77,8 @@ def run(*, as_json: bool, users: int = 2) -> int:
     with tempfile.TemporaryDirectory(prefix="pack-") as scratch:
         work = Path(scratch)
         archives = train_user_models(len(names), base_model="tiny", cache_dir=cache_dir, out=work / "models")
-        with running_stack(work / "stack", cache_dir=cache_dir) as stack:
+        # Each queue's consumer scaled to two at once, as Lambda scales them: two users' packs are made together.
+        with running_stack(work / "stack", cache_dir=cache_dir, queue_concurrency=2) as stack:
             service_logs_to(work / "stack.log")  # the functions' log lines, not between this command's JSON
             resources = stack.resources
             jobs = JobTable(resources.dynamodb, resources.stack.physical["AvatarTable"])

@@ -29,7 +29,14 @@ from avatar.contracts.events import EVENT_SOURCE
 from avatar.fine_tuning.lmi_handler import TrainingSettings, handle_training_request
 from avatar.object_keys import ASYNC_FAILURES, ASYNC_OUTPUTS
 from avatar_dev.local.event_sources import LambdaContextStub, SqsEventSource
-from avatar_dev.local.http_api import TokenIssuer, handler_function, local_http_api, template_cors, template_routes
+from avatar_dev.local.http_api import (
+    ExecutionEnvironments,
+    TokenIssuer,
+    handler_function,
+    local_http_api,
+    template_cors,
+    template_routes,
+)
 from avatar_dev.local.stack import IntakeStack, reset_services, start_intake_stack
 
 if TYPE_CHECKING:
@@ -239,6 +246,22 @@ def _observe_events(resources: IntakeStack) -> str:
     return str(url)
 
 
+def _pollers(
+    resources: IntakeStack, function_id: str, resource: dict[str, Any], source: dict[str, Any], concurrency: int
+) -> list[Poller]:
+    """The function's pollers: one, or up to `concurrency` (and the template's MaximumConcurrency), each invoking its
+    own execution environment (a copy of the handler's module, as Lambda runs each invocation in its own)."""
+    dotted = _function_handler(resource)
+    count = max(1, min(concurrency, source.get("ScalingConfig", {}).get("MaximumConcurrency", concurrency)))
+    if count == 1:
+        return [Poller(resources.event_source(function_id, handler_function(dotted)), function_id)]
+    environments = ExecutionEnvironments(dotted, max_concurrency=count)
+    return [
+        Poller(resources.event_source(function_id, environments.invoke), f"{function_id}-{index}")
+        for index in range(count)
+    ]
+
+
 def _restore_environment(saved: dict[str, str]) -> None:
     os.environ.clear()
     os.environ.update(saved)
@@ -255,8 +278,11 @@ def running_stack(
     training_workers_count: int | None = None,
     extra_env: dict[str, str] | None = None,
     stack_name: str | None = None,
+    queue_concurrency: int = 1,
 ) -> Iterator[RunningStack]:
-    """Start everything; stop everything on exit (also after an exception)."""
+    """Start everything; stop everything on exit (also after an exception). `queue_concurrency`: invocations of each
+    SQS-triggered function at once (as Lambda scales a queue's consumers out, up to the template's
+    MaximumConcurrency); 1, the default, keeps each queue's messages in order, as the tests and the demo expect."""
     from avatar_dev.local.aws import local_aws
     from avatar_dev.local.multi_model_endpoint import MultiModelRouter
     from avatar_dev.local.sagemaker_runtime import local_sagemaker_runtime
@@ -317,10 +343,7 @@ def running_stack(
                 if event["Type"] == "SQS":
                     if "FilterCriteria" in event["Properties"]:
                         raise NotImplementedError(f"{function_id}: local pollers do not apply FilterCriteria")
-                    poller = Poller(
-                        resources.event_source(function_id, handler_function(_function_handler(resource))), function_id
-                    )
-                    pollers.append(poller)
+                    pollers += _pollers(resources, function_id, resource, event["Properties"], queue_concurrency)
                 elif event["Type"] == "Schedule":
                     match = _RATE.fullmatch(event["Properties"]["Schedule"])
                     if match is None:
