@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from avatar.generation.avatars import RetryPolicy
@@ -34,6 +34,14 @@ class StarterPackSettings(BaseSettings):
     starter_pack_retry_budget_seconds: float = Field(120.0, gt=0, le=600)
     # The function's timeout: a delivery holds the pack this long, then a redelivery may take over.
     starter_pack_lease_seconds: float = Field(900.0, ge=60)
+
+    @model_validator(mode="after")
+    def _styles_are_in_the_catalog(self) -> StarterPackSettings:
+        known = {style.id for style in style_catalog().styles}
+        unknown = [style for style in self.plan.styles if style not in known]
+        if unknown:
+            raise ValueError(f"STARTER_PACK_STYLES names styles the catalog lacks: {unknown}")
+        return self
 
     @property
     def plan(self) -> StarterPackPlan:

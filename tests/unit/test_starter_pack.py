@@ -266,3 +266,21 @@ def test_every_pack_request_is_a_catalog_style_with_its_own_stable_seed() -> Non
     catalog = style_catalog()
     for style, request in requests.items():
         assert request.prompt == catalog.get(style).prompt and request.num_images == 2
+
+
+def test_the_deployment_may_change_the_pack_but_only_to_catalog_styles(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from services.starter_pack.settings import StarterPackSettings
+
+    for name, value in {"TABLE_NAME": "t", "BUCKET_NAME": "b", "ENDPOINT_NAME": "e"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CONTENT_CREDENTIALS_SECRET_ID", "s")
+    assert StarterPackSettings().plan == style_catalog().starter_pack  # the catalog's, by default
+    monkeypatch.setenv("STARTER_PACK_STYLES", "astronaut, anime")
+    monkeypatch.setenv("STARTER_PACK_IMAGES_PER_STYLE", "0")
+    changed = StarterPackSettings().plan
+    assert (changed.styles, changed.images) == (("astronaut", "anime"), 0)  # 0: no packs
+    monkeypatch.setenv("STARTER_PACK_STYLES", "astronaut,no-such-style")
+    with pytest.raises(ValidationError, match="no-such-style"):
+        StarterPackSettings()

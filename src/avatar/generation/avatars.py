@@ -103,9 +103,9 @@ def create_avatars(
     signer: ImageSigner | None = None,
 ) -> list[Avatar]:
     """Generate with the user's model (retrying busy answers inside the budget), store the PNGs, share them. The
-        endpoint is told when this call stops waiting, so work still queued then is not done for nobody. With
-        `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead. With
-        `history`, every image is recorded there (prompt, style, seed, likeness) for the user's gallery. With `signer`,
+    endpoint is told when this call stops waiting, so work still queued then is not done for nobody. With
+    `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead. With
+    `history`, every image is recorded there (prompt, style, seed, likeness) for the user's gallery. With `signer`,
     every image carries its signed C2PA manifest before it is stored."""
     screen_prompt(request.prompt)  # before any GPU time, and before the model is looked up
     artifact_key = routed_model(user_id, registry)
