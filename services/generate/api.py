@@ -120,7 +120,7 @@ def generate_avatars(body: AvatarRequest) -> AvatarsOut:
         ),
         history=dependencies.avatar_history(),
         style=body.style,
-        signer=dependencies.content_credentials(),
+        signer=dependencies.content_credentials,  # read after the prompt and the model are known to be fine
         fair_share=FairShare(
             dependencies.requests_in_flight(),
             max_in_flight=settings.max_requests_in_flight,

@@ -62,7 +62,7 @@ def handle_record(record: ModelReadyRecord) -> None:
         events=dependencies.events(),
         plan=settings.plan,
         settings=settings.pack,
-        signer=dependencies.content_credentials(),
+        signer=dependencies.content_credentials,
     )
     images = result.pack.images if result.pack else 0
     logger.info("starter pack handled", extra={"outcome": result.outcome, "images": images})

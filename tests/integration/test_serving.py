@@ -581,6 +581,12 @@ def test_without_a_signing_identity_nothing_is_generated_or_stored(stack: Genera
 
     assert status == 503 and "signing identity is not configured" in body["error"]["message"], body
     assert not stack.intake.s3.list_objects_v2(Bucket=stack.intake.bucket, Prefix="outputs/una/").get("KeyCount")
+    # What is wrong with the request itself is still said first: a refused prompt is 422, no model 409
+    status, body, _ = stack.generate("una", {"prompt": "<<TOK>> naked on a beach", **SMALL})
+    assert (status, body["error"]["code"]) == (422, "prompt_refused"), body
+    status, body, _ = stack.generate("nobody", {"prompt": "<<TOK>> as an astronaut", **SMALL})
+    assert status == 409, body
+    assert stack.router.loaded == []  # no GPU time was spent on images that could not have been signed
 
 
 def test_a_threshold_that_withholds_everything_answers_zero_images_through_triton_and_the_api(

@@ -261,3 +261,34 @@ def test_a_request_over_the_deployments_cost_bound_is_refused_before_the_endpoin
         create(steps=16, width=256, height=256)  # 1.05 step-megapixels
     assert endpoint.calls == []
     assert len(create(steps=30, num_images=4)) == 4  # the native 64 px: 0.49 step-megapixels
+
+
+def test_the_signer_is_asked_for_only_for_a_valid_request_and_before_any_gpu_time(ready: FakeTable) -> None:
+    from avatar.errors import ContentCredentialsUnavailable, PromptRefused
+
+    asked: list[str] = []
+
+    def unconfigured() -> object:
+        asked.append("signer")
+        raise ContentCredentialsUnavailable("the C2PA signing identity is not configured")
+
+    endpoint, images = FakeAvatarEndpoint([images_for]), FakeBucket()
+
+    def create(prompt: str) -> object:
+        return create_avatars(
+            "u1",
+            GenerationRequest(prompt=prompt, seed=1),
+            request_id="r1",
+            registry=ready,
+            endpoint=endpoint,
+            images=images,
+            url_ttl_seconds=60,
+            signer=unconfigured,  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(PromptRefused):
+        create("<<TOK>> naked on a beach")
+    assert asked == []
+    with pytest.raises(ContentCredentialsUnavailable):
+        create("<<TOK>> as an astronaut")
+    assert asked == ["signer"] and endpoint.calls == [] and images.stored_keys() == []

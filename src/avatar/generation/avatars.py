@@ -100,15 +100,17 @@ def create_avatars(
     fair_share: FairShare | None = None,
     history: AvatarHistory | None = None,
     style: str | None = None,
-    signer: ImageSigner | None = None,
+    signer: Callable[[], ImageSigner] | None = None,
 ) -> list[Avatar]:
     """Generate with the user's model (retrying busy answers inside the budget), store the PNGs, share them. The
     endpoint is told when this call stops waiting, so work still queued then is not done for nobody. With
     `fair_share`, a user with as many requests in flight as allowed gets TooManyRequests (429) instead. With
-    `history`, every image is recorded there (prompt, style, seed, likeness) for the user's gallery. With `signer`,
-    every image carries its signed C2PA manifest before it is stored."""
+    `history`, every image is recorded there (prompt, style, seed, likeness) for the user's gallery. With `signer`
+    (called once the request is known to be valid, before any GPU time), every image carries its signed C2PA manifest
+    before it is stored."""
     screen_prompt(request.prompt)  # before any GPU time, and before the model is looked up
     artifact_key = routed_model(user_id, registry)
+    image_signer = signer() if signer is not None else None  # no image is made that could not be signed
     with _counted_in(fair_share, request, user_id, request_id, policy, wall_clock):
         request = request.with_fixed_seed()  # a retried request makes the same images
         generated = generate_with_retries(
@@ -124,7 +126,7 @@ def create_avatars(
             created_at=datetime.fromtimestamp(wall_clock(), UTC),
             history=history,
             style=style,
-            signer=signer,
+            signer=image_signer,
         )
 
 

@@ -103,7 +103,7 @@ def make_starter_pack(
     plan: StarterPackPlan | None = None,
     catalog: StyleCatalog | None = None,
     settings: PackSettings = PackSettings(),
-    signer: ImageSigner | None = None,
+    signer: Callable[[], ImageSigner] | None = None,
     url_ttl_seconds: int = 900,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -111,6 +111,7 @@ def make_starter_pack(
 ) -> PackResult:
     """Make (or finish) the pack of the event's model version and announce AvatarPackReady.
 
+    `signer` gives the image signer, asked for only when styles are left to make.
     Raises ConcurrentUpdate while another delivery holds the pack, ServingUnavailable when the endpoint stayed busy
     for a style's whole budget (the styles made so far are kept), and the adapters' ServiceUnavailable errors: each
     means "deliver the event again later"."""
@@ -145,7 +146,7 @@ def make_starter_pack(
             history=history,
             packs=packs,
             settings=settings,
-            signer=signer,
+            signer=signer() if signer is not None else None,  # read only when there is something to sign
             url_ttl_seconds=url_ttl_seconds,
             clock=clock,
             sleep=sleep,
