@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import version
 
 import boto3
 from botocore.config import Config
 
+from avatar.aws import secrets
 from avatar.aws.dynamodb.avatars import AvatarHistoryTable
 from avatar.aws.dynamodb.packs import StarterPackTable
 from avatar.aws.dynamodb.registry import ModelRegistryTable
 from avatar.aws.eventbridge import EventBus
 from avatar.aws.multi_model_endpoint import MultiModelEndpoint
 from avatar.aws.s3.avatars import AvatarImages
-from avatar.aws.secrets import SigningIdentitySecret
 from avatar.provenance.content_credentials import ContentCredentials
 from services.starter_pack.settings import get_settings
 
@@ -66,8 +65,7 @@ def content_credentials() -> ContentCredentials:
     """The C2PA signer, with the deployment's identity from Secrets Manager (read once per instance: a rotated
     identity applies to new instances)."""
     client = boto3.client("secretsmanager", config=_RETRIES)
-    identity = SigningIdentitySecret(client, get_settings().content_credentials_secret_id).load()
-    return ContentCredentials(identity, generator_version=version("avatar-service"))
+    return secrets.content_credentials(client, get_settings().content_credentials_secret_id)
 
 
 def reset() -> None:

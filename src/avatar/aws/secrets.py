@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from avatar.errors import ContentCredentialsUnavailable
-from avatar.provenance.content_credentials import SigningIdentity
+from avatar.provenance.content_credentials import ContentCredentials, SigningIdentity
 
 
 class SigningIdentitySecret:
@@ -30,3 +31,10 @@ class SigningIdentitySecret:
                 "the C2PA signing identity is not configured: put it in the content-credentials secret "
                 "(docs/deploy.md); until then no image is stored or returned"
             ) from exc
+
+
+def content_credentials(client: Any, secret_id: str) -> ContentCredentials:
+    """The C2PA signer with the identity in the secret, naming this package's version as the generator; raises
+    ContentCredentialsUnavailable."""
+    identity = SigningIdentitySecret(client, secret_id).load()
+    return ContentCredentials(identity, generator_version=version("avatar-service"))
