@@ -58,7 +58,7 @@ def _pixels(data: bytes) -> Any:
 
     try:
         image, _ = open_photo(data, max_pixels=64_000_000, min_side=32, max_whole_decode_pixels=25_000_000)
-        return decode_upright(image, max_side=2048)[0]
+        return decode_upright(image, data, max_side=2048)[0]
     except PhotoRefused:
         return None
 

@@ -136,7 +136,7 @@ def prepare_photos(
     for index, (source, data) in enumerate(photos):
         try:
             image, _ = open_photo(data, max_pixels=options.max_pixels, min_side=64)
-            pixels, _ = decode_upright(image, max_side=options.working_side)
+            pixels, _ = decode_upright(image, data, max_side=options.working_side)
         except PhotoRefused as refused:
             rejected.append(RejectedPhoto(source=source, reason="unreadable", detail=str(refused)))
             continue

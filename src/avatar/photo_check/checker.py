@@ -64,7 +64,7 @@ def check_photo(
             min_side=policy.min_side,
             max_whole_decode_pixels=policy.max_whole_decode_pixels,
         )
-        pixels, scale = decode_upright(image, max_side=policy.working_side)
+        pixels, scale = decode_upright(image, data, max_side=policy.working_side)
     except PhotoRefused as refused:
         return CheckedPhoto(PhotoVerdict(accepted=False, reasons=(refused.reason,)))
 

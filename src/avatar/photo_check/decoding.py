@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from avatar.errors import PhotoRefused
+from avatar.photo_check.libheif import decode_heic, libheif_available
 from avatar.photo_check.verdict import Reason
 
 # Pillow format name -> MIME type of the formats we accept; only these decoders ever see the bytes. MPO is the JPEG
@@ -41,9 +42,10 @@ _OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
 MAX_JPEG_SCANS = 40
 # Formats Pillow decodes at a reduced size itself (JPEG's DCT scaling); the others are decoded whole, then reduced.
 _SCALED_DECODE = {"JPEG", "MPO"}
-# HEVC decoding takes time with the bytes as well as the pixels (0.8 s for a 25 MP HEIC of 4.5 MB on one core, 1.6 s
-# at 14.7 MB). Phones write 1-2 bits a pixel (a 24 MP iPhone HEIC: 3-5 MB); more than 2, beyond a floor of 4 MB for
-# small photos, is refused as too large for its size, which keeps a HEIC's verdict within 2 s.
+# HEVC decoding takes time with the bytes as well as the pixels (1.2-1.3 s on one core for a 25 MP HEIC of noise at
+# 5.8 MB, the most this bound lets through). Phones write 1-2 bits a pixel (a 24 MP iPhone HEIC: 3-5 MB); more than 2,
+# beyond a floor of 4 MB for small photos, is refused as too large for its size, which keeps a HEIC's verdict within
+# 2 s.
 MAX_HEIC_BITS_PER_PIXEL = 2.0
 HEIC_BYTES_FLOOR = 4 * 1024 * 1024
 _DRAFT_MARGIN = 0.9
@@ -107,10 +109,22 @@ def open_photo(
     return image, PhotoHeader(format=image.format, width=width, height=height)
 
 
-def decode_upright(image: Image.Image, *, max_side: int) -> tuple[np.ndarray, float]:
-    """Decode to upright sRGB RGB pixels, at most `max_side` on the long side; returns (pixels, scale)."""
+def decode_upright(image: Image.Image, data: bytes, *, max_side: int) -> tuple[np.ndarray, float]:
+    """Decode `image` (opened from `data` by `open_photo`) to upright sRGB RGB pixels, at most `max_side` on the long
+    side; returns (pixels, scale)."""
     width, height = image.size
     scale = min(1.0, max_side / max(width, height))
+    if image.format == "HEIF" and libheif_available():
+        # Reduced in YCbCr before conversion (see avatar.photo_check.libheif); libheif has made it upright.
+        heic = decode_heic(data, max_side=max_side)
+        reduced = Image.fromarray(heic.rgb, mode="RGB")
+        if heic.icc_profile:
+            reduced.info["icc_profile"] = heic.icc_profile
+        try:
+            rgb = _to_srgb(reduced)
+        except Exception as exc:
+            raise PhotoRefused(Reason.NOT_AN_IMAGE, f"the image data is damaged ({type(exc).__name__})") from exc
+        return np.asarray(rgb), max(rgb.size) / max(width, height)
     try:
         if image.format in _SCALED_DECODE and scale < 1.0:
             # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, several times faster than a full decode. It
