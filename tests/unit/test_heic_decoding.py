@@ -131,3 +131,16 @@ def _ten_bit_heic(selfie: Image.Image) -> bytes:
     buffer = io.BytesIO()
     heif.save(buffer, quality=90)
     return buffer.getvalue()
+
+
+def test_an_unexpected_failure_inside_the_heic_decoder_is_still_a_verdict(selfie: Image.Image, monkeypatch) -> None:
+    from avatar.photo_check import decoding
+
+    def broken(data: bytes, *, max_side: int) -> None:
+        raise ValueError("a plane of zero rows")
+
+    monkeypatch.setattr(decoding, "decode_heic", broken)
+
+    verdict = check_photo(_heic(selfie)).verdict
+
+    assert verdict.reasons == (Reason.NOT_AN_IMAGE,)

@@ -114,18 +114,15 @@ def decode_upright(image: Image.Image, data: bytes, *, max_side: int) -> tuple[n
     side; returns (pixels, scale)."""
     width, height = image.size
     scale = min(1.0, max_side / max(width, height))
-    if image.format == "HEIF" and libheif_available():
-        # Reduced in YCbCr before conversion (see avatar.photo_check.libheif); libheif has made it upright.
-        heic = decode_heic(data, max_side=max_side)
-        reduced = Image.fromarray(heic.rgb, mode="RGB")
-        if heic.icc_profile:
-            reduced.info["icc_profile"] = heic.icc_profile
-        try:
-            rgb = _to_srgb(reduced)
-        except Exception as exc:
-            raise PhotoRefused(Reason.NOT_AN_IMAGE, f"the image data is damaged ({type(exc).__name__})") from exc
-        return np.asarray(rgb), max(rgb.size) / max(width, height)
     try:
+        if image.format == "HEIF" and libheif_available():
+            # Reduced in YCbCr before conversion (see avatar.photo_check.libheif); libheif has made it upright.
+            heic = decode_heic(data, max_side=max_side)
+            reduced = Image.fromarray(heic.rgb, mode="RGB")
+            if heic.icc_profile:
+                reduced.info["icc_profile"] = heic.icc_profile
+            rgb = _to_srgb(reduced)
+            return np.asarray(rgb), max(rgb.size) / max(width, height)
         if image.format in _SCALED_DECODE and scale < 1.0:
             # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, several times faster than a full decode. It
             # picks the smallest scale at least the size asked for: asking for 90% of the working size lets an
@@ -138,6 +135,8 @@ def decode_upright(image: Image.Image, data: bytes, *, max_side: int) -> tuple[n
             image = image.reduce(factor)  # keeps `info`: the EXIF orientation and colour profile read below
         upright = ImageOps.exif_transpose(image)
         rgb = _to_srgb(upright)
+    except PhotoRefused:
+        raise
     except Exception as exc:  # truncated or corrupt pixel data: every input gets a verdict
         raise PhotoRefused(Reason.NOT_AN_IMAGE, f"the image data is damaged ({type(exc).__name__}: {exc})") from exc
     if max(rgb.size) > max_side:
