@@ -81,3 +81,17 @@ def test_a_signing_identity_needs_its_chain_and_key() -> None:
         SigningIdentity.from_json('{"certificate_chain": "", "private_key": ""}')  # the template's placeholder
     identity = SigningIdentity("chain", "key")
     assert SigningIdentity.from_json(identity.to_json()) == identity
+
+
+def test_the_development_trust_anchor_is_the_ca_of_the_development_identity_once_one_exists(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from avatar_dev.local.content_credentials import development_identity, development_trust_anchor
+
+    folder = Path(str(tmp_path)) / "cc"
+    assert development_trust_anchor(folder) is None  # asking does not make one
+
+    _, trust_anchor = development_identity(folder)
+
+    assert development_trust_anchor(folder) == trust_anchor
+    assert trust_anchor.startswith("-----BEGIN CERTIFICATE-----")

@@ -26,10 +26,9 @@ exit codes:
 def _trust_anchors(given: str | None) -> str | None:
     if given:
         return Path(given).read_text()
-    from avatar_dev.local.content_credentials import IDENTITY_FILE, default_folder
+    from avatar_dev.local.content_credentials import development_trust_anchor
 
-    path = default_folder() / IDENTITY_FILE
-    return str(json.loads(path.read_text())["trust_anchor"]) if path.is_file() else None
+    return development_trust_anchor()
 
 
 def _verify(args: argparse.Namespace, _: argparse.ArgumentParser) -> int:

@@ -108,3 +108,9 @@ def development_identity(folder: Path | None = None) -> tuple[SigningIdentity, s
         os.replace(written.name, path)
     stored = json.loads(path.read_text())
     return SigningIdentity.from_json(json.dumps(stored["identity"])), str(stored["trust_anchor"])
+
+
+def development_trust_anchor(folder: Path | None = None) -> str | None:
+    """The development CA's certificate, if a development identity was ever made in `folder` (none is made here)."""
+    path = (folder or default_folder()) / IDENTITY_FILE
+    return str(json.loads(path.read_text())["trust_anchor"]) if path.is_file() else None
