@@ -25,7 +25,6 @@ TINY = {
     "options": {"steps": 3, "num_class_images": 1, "class_image_steps": 1, "validation_checkpoints": 1},
     "backgrounds_per_photo": 0,
 }
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = REPOSITORY / "web" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPOSITORY / "build" / "web"
 PHONE = {"width": 390, "height": 844}
@@ -45,9 +44,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    assert CHROMIUM.exists(), "Debian's chromium is missing: `make browser` installs it"
+    from avatar_dev.demo.browser import chromium
+
+    executable = chromium()
+    assert executable is not None, "Debian's chromium is missing: `make browser` installs it"
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        launched = playwright.chromium.launch(executable_path=str(executable), args=["--no-sandbox"])
         yield launched
         launched.close()
 
