@@ -104,12 +104,12 @@ def png_bomb(side: int = 40_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def heic(image: Image.Image, quality: int = 90) -> bytes:
-    """The image as an HEIC, as iPhones save photos."""
+def heic(image: Image.Image, quality: int = 90, **options: object) -> bytes:
+    """The image as an HEIC, as iPhones save photos (`options`: pillow-heif's, such as `chroma`)."""
     import pillow_heif
 
     pillow_heif.register_heif_opener()
-    return encode(image, "HEIF", quality=quality)
+    return encode(image, "HEIF", quality=quality, **options)
 
 
 def _with_alpha(selfie: Image.Image) -> Image.Image:

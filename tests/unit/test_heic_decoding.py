@@ -14,15 +14,7 @@ from avatar.photo_check.checker import check_photo
 from avatar.photo_check.decoding import _to_srgb
 from avatar.photo_check.libheif import decode_heic, libheif_available
 from avatar.photo_check.verdict import Reason
-
-
-def _heic(image: Image.Image, **options: object) -> bytes:
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-    buffer = io.BytesIO()
-    image.save(buffer, format="HEIF", quality=90, **options)
-    return buffer.getvalue()
+from avatar_dev.hard_cases import heic
 
 
 def _libheif_rgb(data: bytes, size: tuple[int, int]) -> np.ndarray:
@@ -51,11 +43,11 @@ def test_libheif_is_found_beside_pillow_heif_so_heic_takes_the_fast_path() -> No
 @pytest.mark.parametrize(
     ("layout", "build"),
     [
-        ("4:2:0 (phones)", lambda s: _heic(s)),
-        ("4:2:2", lambda s: _heic(s, chroma=422)),
-        ("4:4:4", lambda s: _heic(s, chroma=444)),
-        ("greyscale", lambda s: _heic(s.convert("L"))),
-        ("transparent strip", lambda s: _heic(_with_transparent_strip(s))),
+        ("4:2:0 (phones)", lambda s: heic(s)),
+        ("4:2:2", lambda s: heic(s, chroma=422)),
+        ("4:4:4", lambda s: heic(s, chroma=444)),
+        ("greyscale", lambda s: heic(s.convert("L"))),
+        ("transparent strip", lambda s: heic(_with_transparent_strip(s))),
         ("10 bits", lambda s: _ten_bit_heic(s)),
     ],
 )
@@ -75,7 +67,7 @@ def test_every_layout_decodes_to_the_colours_libheif_itself_converts_to(
 
 
 def test_a_large_heic_is_reduced_to_the_size_asked_before_conversion(selfie: Image.Image) -> None:
-    data = _heic(selfie.resize((3000, 2250), Image.Resampling.LANCZOS))
+    data = heic(selfie.resize((3000, 2250), Image.Resampling.LANCZOS))
 
     ours = _ours(data, max_side=1024)
 
@@ -91,7 +83,7 @@ def test_a_heic_stored_sideways_comes_back_upright() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6
 
-    upright = decode_heic(_heic(Image.fromarray(stored), exif=exif.tobytes()), max_side=2048).rgb
+    upright = decode_heic(heic(Image.fromarray(stored), exif=exif.tobytes()), max_side=2048).rgb
 
     assert upright.shape == (600, 300, 3)
     assert upright[:280].mean(axis=(0, 1))[0] > 150  # red on top
@@ -99,7 +91,7 @@ def test_a_heic_stored_sideways_comes_back_upright() -> None:
 
 
 def test_damaged_heic_data_is_a_refusal_not_a_crash(selfie: Image.Image) -> None:
-    data = _heic(selfie)
+    data = heic(selfie)
 
     with pytest.raises(PhotoRefused) as refused:
         decode_heic(data[: len(data) // 2], max_side=2048)
@@ -109,11 +101,11 @@ def test_damaged_heic_data_is_a_refusal_not_a_crash(selfie: Image.Image) -> None
 
 def test_a_heic_selfie_is_judged_like_the_same_selfie_as_a_jpeg(selfies: list[Path]) -> None:
     jpeg = check_photo(selfies[0].read_bytes()).verdict
-    heic = check_photo(_heic(ImageOps.exif_transpose(Image.open(selfies[0])))).verdict
+    from_heic = check_photo(heic(ImageOps.exif_transpose(Image.open(selfies[0])))).verdict
 
-    assert heic.accepted and jpeg.accepted
-    assert heic.face is not None and jpeg.face is not None
-    assert abs(heic.face.x - jpeg.face.x) <= 8 and abs(heic.face.w - jpeg.face.w) <= 16
+    assert from_heic.accepted and jpeg.accepted
+    assert from_heic.face is not None and jpeg.face is not None
+    assert abs(from_heic.face.x - jpeg.face.x) <= 8 and abs(from_heic.face.w - jpeg.face.w) <= 16
 
 
 def _with_transparent_strip(selfie: Image.Image) -> Image.Image:
@@ -141,6 +133,6 @@ def test_an_unexpected_failure_inside_the_heic_decoder_is_still_a_verdict(selfie
 
     monkeypatch.setattr(decoding, "decode_heic", broken)
 
-    verdict = check_photo(_heic(selfie)).verdict
+    verdict = check_photo(heic(selfie)).verdict
 
     assert verdict.reasons == (Reason.NOT_AN_IMAGE,)

@@ -118,22 +118,22 @@ def decode_upright(image: Image.Image, data: bytes, *, max_side: int) -> tuple[n
         if image.format == "HEIF" and libheif_available():
             # Reduced in YCbCr before conversion (see avatar.photo_check.libheif); libheif has made it upright.
             heic = decode_heic(data, max_side=max_side)
-            reduced = Image.fromarray(heic.rgb, mode="RGB")
+            upright = Image.fromarray(heic.rgb, mode="RGB")
             if heic.icc_profile:
-                reduced.info["icc_profile"] = heic.icc_profile
-            rgb = _to_srgb(reduced)
-            return np.asarray(rgb), max(rgb.size) / max(width, height)
-        if image.format in _SCALED_DECODE and scale < 1.0:
-            # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, several times faster than a full decode. It
-            # picks the smallest scale at least the size asked for: asking for 90% of the working size lets an
-            # 8000 px photo decode at 1/4 (2000 px) rather than at 1/2 (4000 px, four times the pixels).
-            image.draft("RGB", (round(width * scale * _DRAFT_MARGIN), round(height * scale * _DRAFT_MARGIN)))
-        image.load()
-        factor = int(max(image.size) / max_side)
-        if factor >= 2 and image.mode in _REDUCIBLE_MODES:
-            # Box-reduce by a whole factor first (cheap, little memory), so every step below works on a small copy.
-            image = image.reduce(factor)  # keeps `info`: the EXIF orientation and colour profile read below
-        upright = ImageOps.exif_transpose(image)
+                upright.info["icc_profile"] = heic.icc_profile
+        else:
+            if image.format in _SCALED_DECODE and scale < 1.0:
+                # DCT scaling: libjpeg decodes at 1/2, 1/4 or 1/8 directly, several times faster than a full decode.
+                # It picks the smallest scale at least the size asked for: asking for 90% of the working size lets an
+                # 8000 px photo decode at 1/4 (2000 px) rather than at 1/2 (4000 px, four times the pixels).
+                image.draft("RGB", (round(width * scale * _DRAFT_MARGIN), round(height * scale * _DRAFT_MARGIN)))
+            image.load()
+            factor = int(max(image.size) / max_side)
+            if factor >= 2 and image.mode in _REDUCIBLE_MODES:
+                # Box-reduce by a whole factor first (cheap, little memory), so every step below works on a small
+                # copy.
+                image = image.reduce(factor)  # keeps `info`: the EXIF orientation and colour profile read below
+            upright = ImageOps.exif_transpose(image)
         rgb = _to_srgb(upright)
     except PhotoRefused:
         raise

@@ -100,8 +100,7 @@ def _to_rgb(lib: ctypes.CDLL, image: ctypes.c_void_p, *, max_side: int) -> np.nd
     if colorspace == _COLORSPACE_RGB:
         planes = [_plane(lib, image, channel) for channel in (_CHANNEL_R, _CHANNEL_G, _CHANNEL_B)]
     elif colorspace in (_COLORSPACE_YCBCR, _COLORSPACE_MONOCHROME):
-        luma = _plane(lib, image, _CHANNEL_Y)
-        planes = [luma]
+        planes = [_plane(lib, image, _CHANNEL_Y)]
         if colorspace == _COLORSPACE_YCBCR:
             planes += [_plane(lib, image, _CHANNEL_CB), _plane(lib, image, _CHANNEL_CR)]
     else:
@@ -114,7 +113,7 @@ def _to_rgb(lib: ctypes.CDLL, image: ctypes.c_void_p, *, max_side: int) -> np.nd
     if colorspace == _COLORSPACE_RGB:
         rgb = cv2.merge(small)
     elif colorspace == _COLORSPACE_MONOCHROME:
-        luma_scale, luma_offset = (1.0, 0.0) if full_range else (255 / 219, 16.0)
+        luma_scale, luma_offset, _ = _ranges(full_range)
         rgb = cv2.transform(small[0], np.array([[luma_scale, -luma_scale * luma_offset]] * 3))
     elif matrix == _MATRIX_IDENTITY:
         rgb = cv2.merge([small[2], small[0], small[1]])
@@ -137,9 +136,8 @@ def _plane(lib: ctypes.CDLL, image: ctypes.c_void_p, channel: int) -> np.ndarray
     rows: np.ndarray = np.ctypeslib.as_array(pointer, shape=(height, stride.value))
     if bits <= 8:
         return rows[:, :width]
-    deep: np.ndarray = rows.view(np.uint16)[
-        :, :width
-    ]  # libheif stores more than 8 bits as native-endian 16-bit samples
+    # libheif stores more than 8 bits as native-endian 16-bit samples.
+    deep: np.ndarray = rows.view(np.uint16)[:, :width]
     top: np.ndarray = (deep >> (bits - 8)).astype(np.uint8)
     return top
 
@@ -172,7 +170,7 @@ def _ycbcr_to_rgb(matrix: int, full_range: bool) -> np.ndarray:
     """The 3x4 affine map from 8-bit (Y, Cb, Cr) to (R, G, B), for cv2.transform."""
     kr, kb = _LUMA_WEIGHTS.get(matrix, _LUMA_WEIGHTS[6])
     kg = 1.0 - kr - kb
-    luma_scale, luma_offset, chroma_scale = (1.0, 0.0, 1.0) if full_range else (255 / 219, 16.0, 255 / 224)
+    luma_scale, luma_offset, chroma_scale = _ranges(full_range)
     # Per output row: weights on (Y, Cb, Cr); chroma is centred on 128.
     weights = np.array(
         [
@@ -183,6 +181,12 @@ def _ycbcr_to_rgb(matrix: int, full_range: bool) -> np.ndarray:
     )
     offsets = -weights[:, 0] * luma_offset - (weights[:, 1] + weights[:, 2]) * 128.0
     return np.column_stack([weights, offsets])
+
+
+def _ranges(full_range: bool) -> tuple[float, float, float]:
+    """(luma scale, luma offset, chroma scale) that stretch 8-bit samples to 0-255: limited ("video") range puts luma
+    in 16-235 and chroma in 16-240."""
+    return (1.0, 0.0, 1.0) if full_range else (255 / 219, 16.0, 255 / 224)
 
 
 def _on_white(rgb: np.ndarray, alpha: np.ndarray, *, premultiplied: bool) -> np.ndarray:
